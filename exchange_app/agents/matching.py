@@ -1,0 +1,109 @@
+"""The matching agent: orders in, trades and execution reports out.
+
+::
+
+    stock_exchange_orders[p] ──decode──┬─ bad ──► REJECTED report / DLQ record
+                                       ├─ instrument lives on p ──► match
+                                       └─ lives on q ──► orders-routed[q] ──► match
+    match = MatchingState.handle (exactly-once effect on the table) ──► send outputs
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from exchange_app.app import app
+from exchange_app.engine import Cancel, InvalidOrder, Order
+from exchange_app.routing import home_partition
+from exchange_app.topics import by_stream, dlq, events, intake, routed
+from exchange_app.wire import decode_order, dumps, encode_order, loads, rejection_report
+from tables.declarations import matching_table
+from tables.matching import MatchingState, Position, Source
+
+__all__ = ["match_orders", "state"]
+
+log = logging.getLogger(__name__)
+settings = app.settings
+
+state = MatchingState(matching_table, settings.matching)
+
+
+@app.on_partitions_assigned.connect
+async def _partitions_moved(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    state.invalidate()
+
+
+@app.agent(intake)
+async def match_orders(stream: StreamT[bytes]) -> None:
+    async for event in stream.events():
+        try:
+            await handle_message(event)
+        except Exception as exc:  # a bug must not stop the exchange: report, rebuild, go on
+            log.exception("failed to process %s", _where(event))
+            state.invalidate()
+            await dlq.send(value=_dlq_record(event, [f"internal error: {exc!r}"]))
+
+
+async def handle_message(event: EventT) -> None:
+    message = event.message
+    position = Position(message.topic, message.partition, message.offset)
+    if message.topic == settings.routed_topic:
+        envelope = loads(message.value)
+        source = Source(*envelope["source"])
+        command = decode_order(envelope["order"])
+    else:
+        source = Source(message.partition, message.offset)
+        try:
+            command = decode_order(message.value or b"", max_bytes=settings.max_message_bytes)
+        except InvalidOrder as exc:
+            await _send_invalid(event, exc)
+            return
+        home = home_partition(command.instrument, settings.partitions)
+        if home != message.partition:
+            await _forward(command, source, home)
+            return
+    for output in state.handle(command, source, position):
+        await by_stream[output.stream].send(key=output.key, value=output.value)
+
+
+async def _forward(command: Order | Cancel, source: Source, partition: int) -> None:
+    envelope = {"source": list(source), "order": encode_order(command)}
+    await routed.send(key=command.instrument.encode(), value=dumps(envelope), partition=partition)
+
+
+async def _send_invalid(event: EventT, exc: InvalidOrder) -> None:
+    if exc.order_id is None:
+        await dlq.send(value=_dlq_record(event, exc.reasons))
+        return
+    report = rejection_report(
+        exc.reasons, order_id=exc.order_id, instrument=exc.instrument, account=exc.account
+    )
+    report["source"] = _source_of(event)
+    await events.send(key=exc.account or exc.instrument or "", value=report)
+
+
+def _source_of(event: EventT) -> dict[str, Any]:
+    message = event.message
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+
+
+def _where(event: EventT) -> str:
+    message = event.message
+    return f"{message.topic}[{message.partition}]@{message.offset}"
+
+
+def _dlq_record(event: EventT, reasons: list[str]) -> dict[str, Any]:
+    raw = event.message.value or b""
+    limit = settings.max_message_bytes
+    return {
+        "reason": "; ".join(reasons),
+        "reasons": reasons,
+        "source": _source_of(event),
+        "key": (event.message.key or b"").decode("utf-8", "replace")[:256],
+        "value": raw[:limit].decode("utf-8", "replace"),
+        "truncated": len(raw) > limit,
+        "size": len(raw),
+    }

@@ -1,0 +1,96 @@
+"""The one Faust application: configured from :mod:`settings`, run by ``faust -A exchange_app worker``.
+
+::
+
+    orders ──► [match_orders] ──► trades
+               │   └─► orders-routed (unkeyed input, re-partitioned by instrument)
+               └──► order_events / DLQ
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.types import TransportT
+
+from . import codec  # noqa: F401  (registers the exjson codec)
+from .broker.admin import ensure_topics
+from .broker.epoch import broker_epoch, reconcile_local_state
+from .broker.offsets import Transport
+from .settings import Settings, get_settings
+
+__all__ = ["ExchangeApp", "app", "create_app", "faust_options"]
+
+log = logging.getLogger(__name__)
+
+
+class ExchangeApp(faust.App):
+    """``faust.App`` with the end-offset fix and the broker-epoch check of ``broker/``."""
+
+    settings: Settings
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        settings = self.settings
+        counts = await ensure_topics(
+            settings.bootstrap_servers,
+            settings.topic_names,
+            partitions=settings.partitions,
+            replication=settings.replication,
+        )
+        for name in (settings.orders_topic, settings.routed_topic):
+            if counts.get(name, settings.partitions) != settings.partitions:
+                log.error(
+                    "Topic %s has %s partitions but EXCHANGE_PARTITIONS is %s: orders are "
+                    "routed by instrument over %s partitions, so set EXCHANGE_PARTITIONS=%s.",
+                    name, counts[name], settings.partitions, settings.partitions, counts[name],
+                )
+        # Before any table opens its RocksDB: state from a lost broker must go.
+        epoch = await broker_epoch(
+            self.settings.bootstrap_servers,
+            f"{self.conf.id}-broker-epoch",
+            replication=self.settings.replication,
+        )
+        reconcile_local_state(epoch, self.conf.appdir, self.conf.tabledir)
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "broker": settings.broker,
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        "processing_guarantee": settings.processing_guarantee,
+        "broker_commit_every": settings.commit_every,
+        "consumer_auto_offset_reset": "earliest",
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "web_in_thread": False,
+        "table_standby_replicas": 1,
+        "producer_acks": -1,
+    }
+    if settings.embedded_broker:
+        # Tansu lets a member join only after about half the session timeout.
+        options |= {
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            "broker_rebalance_timeout": 6.0,
+        }
+    return options
+
+
+def create_app(settings: Settings | None = None) -> ExchangeApp:
+    settings = settings or get_settings()
+    new = ExchangeApp(settings.app_id, **faust_options(settings))
+    new.settings = settings
+    return new
+
+
+app = create_app()

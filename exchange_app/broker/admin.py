@@ -1,0 +1,35 @@
+"""Topic creation with plain aiokafka, for use before Faust's own clients start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+__all__ = ["ensure_topics"]
+
+
+async def ensure_topics(
+    bootstrap: list[str], names: Iterable[str], *, partitions: int, replication: int = 1
+) -> dict[str, int]:
+    """Create the missing topics of ``names``; return every topic's partition count.
+
+    A producer that connects before the worker would otherwise get the broker's
+    auto-created default partition count.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        wanted = list(dict.fromkeys(names))
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, partitions, replication) for name in wanted if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        described = await admin.describe_topics(wanted)
+        return {d["topic"]: len(d["partitions"]) for d in described}
+    finally:
+        await admin.close()

@@ -1,0 +1,117 @@
+"""Every setting of the exchange, read once from ``EXCHANGE_*`` environment variables.
+
+The field names document the variables: ``data_dir`` is ``EXCHANGE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", frozen=True)
+
+    # -- Kafka ---------------------------------------------------------------
+    broker: str = Field(
+        "kafka://localhost:9092",
+        description="Kafka bootstrap URL(s), e.g. kafka://host1:9092;kafka://host2:9092.",
+    )
+    embedded_broker: bool = Field(
+        True,
+        description="The broker is the embedded Tansu: use short consumer-group timeouts "
+        "(it joins a group only after half the session timeout). Set false on real Kafka.",
+    )
+    app_id: str = Field("exchange", description="Faust app id: consumer group and topic prefix.")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic the worker creates.")
+    replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="exactly_once needs a real Kafka cluster with transactions."
+    )
+
+    # -- topics (DESIGN section 2) -------------------------------------------
+    orders_topic: str = "stock_exchange_orders"
+    trades_topic: str = "successful_trade"
+    events_topic: str = "order_events"
+    sma_topic: str = "sma"
+    profit_topic: str = "profit"
+    pnl_topic: str = "pnl"
+    dlq_topic: str = "stock_exchange_orders_dlq"
+
+    # -- engine ----------------------------------------------------------------
+    matching: Literal["price-time", "exact"] = Field(
+        "price-time", description="price-time (continuous auction) or exact (the seed's)."
+    )
+    max_message_bytes: int = Field(
+        65_536, ge=256, description="Order messages larger than this are rejected unread."
+    )
+
+    # -- analytics ---------------------------------------------------------------
+    bar_seconds: int = Field(300, ge=1, description="Width of an analytics bar, in seconds.")
+    sma_bars: Annotated[tuple[int, ...], NoDecode] = Field(
+        (2,), description="Comma-separated SMA windows in bars, e.g. 2,5,20."
+    )
+
+    # -- local state and web -------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
+    web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
+    commit_every: int = Field(
+        10_000, ge=1, description="Commit input offsets at least every N messages."
+    )
+
+    @field_validator("sma_bars", mode="before")
+    @classmethod
+    def _split_windows(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        if isinstance(value, int):
+            return (value,)
+        return value
+
+    @field_validator("sma_bars")
+    @classmethod
+    def _positive_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(n < 1 for n in value):
+            raise ValueError(f"SMA windows must be positive bar counts, got {value!r}")
+        return tuple(sorted(set(value)))
+
+    @property
+    def routed_topic(self) -> str:
+        """Internal topic of orders re-partitioned by instrument."""
+        return f"{self.app_id}-orders-routed"
+
+    @property
+    def topic_names(self) -> list[str]:
+        """Every topic the worker reads or writes (besides Faust's changelogs)."""
+        return [
+            self.orders_topic,
+            self.routed_topic,
+            self.trades_topic,
+            self.events_topic,
+            self.sma_topic,
+            self.profit_topic,
+            self.pnl_topic,
+            self.dlq_topic,
+        ]
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for plain Kafka clients, from :attr:`broker`."""
+        servers = []
+        for url in self.broker.replace(",", ";").split(";"):
+            url = url.strip()
+            servers.append(url.split("://", 1)[-1].rstrip("/"))
+        return [s for s in servers if s]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+"""The topics of DESIGN section 2, named by the settings."""
+
+from __future__ import annotations
+
+from faust.types import TopicT
+
+from .app import app
+from .codec import CODEC
+
+__all__ = ["dlq", "events", "intake", "routed", "trades", "by_stream"]
+
+_settings = app.settings
+
+
+def _output(name: str) -> TopicT:
+    return app.topic(
+        name,
+        key_type=str,
+        key_serializer="raw",
+        value_serializer=CODEC,
+        partitions=_settings.partitions,
+    )
+
+
+#: What the matching agent reads: raw order messages and re-partitioned ones.
+#: ``internal`` makes Faust create both with the configured partition count.
+intake = app.topic(
+    _settings.orders_topic,
+    _settings.routed_topic,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=_settings.partitions,
+    internal=True,
+)
+routed = app.topic(
+    _settings.routed_topic,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=_settings.partitions,
+    internal=True,
+)
+trades = _output(_settings.trades_topic)
+events = _output(_settings.events_topic)
+dlq = app.topic(
+    _settings.dlq_topic, key_serializer="raw", value_serializer=CODEC, partitions=_settings.partitions
+)
+
+#: Output streams of the state adapters, by name.
+by_stream: dict[str, TopicT] = {"trades": trades, "events": events}
