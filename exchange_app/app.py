@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TransportT
 
 from . import codec  # noqa: F401  (registers the exjson codec)
@@ -37,12 +39,7 @@ class ExchangeApp(faust.App):
     async def on_first_start(self) -> None:
         await super().on_first_start()
         settings = self.settings
-        counts = await ensure_topics(
-            settings.bootstrap_servers,
-            settings.topic_names,
-            partitions=settings.partitions,
-            replication=settings.replication,
-        )
+        counts = await self._ensure_topics_when_reachable(settings)
         for name in (settings.orders_topic, settings.routed_topic):
             if counts.get(name, settings.partitions) != settings.partitions:
                 log.error(
@@ -57,6 +54,26 @@ class ExchangeApp(faust.App):
             replication=self.settings.replication,
         )
         reconcile_local_state(epoch, self.conf.appdir, self.conf.tabledir)
+
+
+    async def _ensure_topics_when_reachable(
+        self, settings: Settings, wait: float = 60.0
+    ) -> dict[str, int]:
+        """Create our topics, waiting up to ``wait`` s for a broker started alongside."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                return await ensure_topics(
+                    settings.bootstrap_servers,
+                    settings.topic_names,
+                    partitions=settings.partitions,
+                    replication=settings.replication,
+                )
+            except KafkaError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.info("waiting for the broker at %s (%s)", settings.broker, exc)
+                await asyncio.sleep(0.5)
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:

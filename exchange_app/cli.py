@@ -1,0 +1,198 @@
+"""The ``exchange`` command line: broker, producers, the whole stack, benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .settings import get_settings
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.group()
+def main() -> None:
+    """A streaming electronic stock exchange on Kafka and Faust."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9092, show_default=True, type=int)
+def broker(host: str, port: int) -> None:
+    """Run the embedded (memory-only) Kafka-compatible broker in the foreground."""
+    from .broker import EmbeddedBroker
+
+    embedded = EmbeddedBroker(host, port)
+    embedded.start()
+    click.echo(f"embedded broker listening on {embedded.url} (memory only)", err=True)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    code = 130
+    try:
+        code = embedded.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+    sys.exit(code)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: float) -> int:
+    """Send orders keyed by instrument, at most ``rate`` a second (0: as fast as possible)."""
+    from aiokafka import AIOKafkaProducer
+
+    from .broker.admin import ensure_topics
+    from .wire import dumps, loads
+
+    settings = get_settings()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await ensure_topics(
+                settings.bootstrap_servers,
+                [settings.orders_topic],
+                partitions=settings.partitions,
+                replication=settings.replication,
+            )
+            break
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"broker {settings.broker} unreachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=5
+    )
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        for order in orders:
+            if isinstance(order, bytes):
+                raw = order
+                try:
+                    parsed = loads(raw)
+                    key = parsed.get("instrument") if isinstance(parsed, dict) else None
+                except ValueError:
+                    key = None
+            else:
+                raw, key = dumps(order), order.get("instrument")
+            await producer.send(
+                settings.orders_topic, raw, key=key.encode() if isinstance(key, str) else None
+            )
+            sent += 1
+            if rate:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+@main.command()
+@click.option("--count", default=0, help="Orders to send; 0 sends until stopped.")
+@click.option("--rate", default=10.0, show_default=True, help="Orders per second; 0 = unthrottled.")
+@click.option("--instruments", default="RIL,INFY,ONGC,TCS", show_default=True)
+@click.option("--seed", type=int, default=None, help="Random seed for a reproducible stream.")
+@click.option("--start-id", default=1_000_001, show_default=True)
+@click.option("--accounts", default="", help="Comma-separated accounts to draw orders from.")
+@click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for the broker.")
+def produce(
+    count: int,
+    rate: float,
+    instruments: str,
+    seed: int | None,
+    start_id: int,
+    accounts: str,
+    wait: float,
+) -> None:
+    """Stream orders in the original generator's format, keyed by instrument."""
+    from .orderflow import seed_orders
+
+    stream = seed_orders(
+        clock=lambda: datetime.now(UTC),
+        seed=seed,
+        instruments=[i.strip() for i in instruments.split(",") if i.strip()],
+        start_id=start_id,
+        accounts=[a.strip() for a in accounts.split(",") if a.strip()],
+    )
+    orders = itertools.islice(stream, count) if count else stream
+    try:
+        sent = asyncio.run(_publish(orders, rate, wait))
+    except KeyboardInterrupt:
+        return
+    click.echo(f"sent {sent} orders", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--rate", default=0.0, help="Orders per second; 0 = as fast as possible.")
+@click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for the broker.")
+def replay(file: Any, rate: float, wait: float) -> None:
+    """Publish a JSON-lines file of orders, in order, keyed by instrument."""
+    lines = (line.rstrip(b"\r\n") for line in file)
+    sent = asyncio.run(_publish((line for line in lines if line.strip()), rate, wait))
+    click.echo(f"sent {sent} orders", err=True)
+
+
+@main.command()
+@click.option("--procfile", type=click.Path(exists=True, dir_okay=False), default=None)
+def up(procfile: str | None) -> None:
+    """Run broker, worker and a demo producer together (the Procfile); Ctrl-C stops all."""
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    settings = get_settings()
+    path = Path(procfile) if procfile else ROOT / "Procfile"
+    processes = parse_procfile(path.read_text()).processes
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    manager = Manager()
+    for name, command in processes.items():
+        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    click.echo(
+        f"exchange up: web on http://{settings.web_host}:{settings.web_port}/ "
+        f"broker {settings.broker}; Ctrl-C stops everything",
+        err=True,
+    )
+    manager.loop()
+    sys.exit(manager.returncode)
+
+
+@main.command()
+@click.option("--orders", "count", default=200_000, show_default=True)
+@click.option("--runs", default=5, show_default=True)
+def bench(count: int, runs: int) -> None:
+    """Measure the pure matching engine in orders/s (seed stream and a deep book)."""
+    from .bench import run_benchmarks
+
+    click.echo(f"matching engine, {runs} runs each, Python {sys.version.split()[0]}")
+    for result in run_benchmarks(count, runs):
+        click.echo(result.line())
+
+
+@main.command()
+@click.confirmation_option(prompt="Delete this worker's local state?")
+def reset() -> None:
+    """Delete the local state (EXCHANGE_DATA_DIR); tables are restored from changelogs."""
+    data_dir = get_settings().data_dir
+    shutil.rmtree(data_dir, ignore_errors=True)
+    click.echo(f"removed {data_dir}")
