@@ -1,10 +1,26 @@
 """A streaming electronic stock exchange on Kafka and Faust.
 
-``faust -A exchange_app worker`` imports this package: the app, then every
-table and agent registered on it.
+``faust -A exchange_app worker`` reads ``exchange_app.app``: the Faust app
+with every table and agent registered on it. It is built on first access, so
+the pure cores (``exchange_app.engine``) import without Faust settings.
 """
 
-from .app import app
-from . import agents  # noqa: E402,F401  (registers the agents on the app)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .application import ExchangeApp
+
+    app: ExchangeApp
 
 __all__ = ["app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from . import agents  # noqa: F401  (registers the agents and tables)
+        from .application import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from faust.types import TopicT
 
-from .app import app
+from .application import app
 from .codec import CODEC
 
-__all__ = ["dlq", "events", "intake", "routed", "trades", "by_stream"]
+__all__ = ["by_stream", "dlq", "events", "orders", "routed", "trades"]
 
 _settings = app.settings
 
@@ -22,16 +22,16 @@ def _output(name: str) -> TopicT:
     )
 
 
-#: What the matching agent reads: raw order messages and re-partitioned ones.
-#: ``internal`` makes Faust create both with the configured partition count.
-intake = app.topic(
+#: Raw order messages. ``internal`` makes Faust create the topic with the
+#: configured partition count if it is missing.
+orders = app.topic(
     _settings.orders_topic,
-    _settings.routed_topic,
     key_serializer="raw",
     value_serializer="raw",
     partitions=_settings.partitions,
     internal=True,
 )
+#: Orders re-partitioned by instrument, with their source partition and offset.
 routed = app.topic(
     _settings.routed_topic,
     key_serializer="raw",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from exchange_app.app import app
+from exchange_app.application import app
 from exchange_app.codec import CODEC
 
 __all__ = ["matching_table"]

@@ -15,15 +15,15 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from exchange_app.app import app
+from exchange_app.application import app
 from exchange_app.engine import Cancel, InvalidOrder, Order
 from exchange_app.routing import home_partition
-from exchange_app.topics import by_stream, dlq, events, intake, routed
+from exchange_app.topics import by_stream, dlq, events, orders, routed
 from exchange_app.wire import decode_order, dumps, encode_order, loads, rejection_report
 from tables.declarations import matching_table
 from tables.matching import MatchingState, Position, Source
 
-__all__ = ["match_orders", "state"]
+__all__ = ["match_orders", "match_routed", "state"]
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -36,21 +36,33 @@ async def _partitions_moved(sender: Any, assigned: Any = None, **kwargs: Any) ->
     state.invalidate()
 
 
-@app.agent(intake)
+@app.agent(orders)
 async def match_orders(stream: StreamT[bytes]) -> None:
+    """Orders as producers sent them: matched here or forwarded to their instrument's partition."""
     async for event in stream.events():
-        try:
-            await handle_message(event)
-        except Exception as exc:  # a bug must not stop the exchange: report, rebuild, go on
-            log.exception("failed to process %s", _where(event))
-            state.invalidate()
-            await dlq.send(value=_dlq_record(event, [f"internal error: {exc!r}"]))
+        await _guarded(event, forwarded=False)
 
 
-async def handle_message(event: EventT) -> None:
+@app.agent(routed)
+async def match_routed(stream: StreamT[bytes]) -> None:
+    """Orders forwarded by ``match_orders``: matched on their instrument's partition."""
+    async for event in stream.events():
+        await _guarded(event, forwarded=True)
+
+
+async def _guarded(event: EventT, *, forwarded: bool) -> None:
+    try:
+        await handle_message(event, forwarded=forwarded)
+    except Exception as exc:  # a bug must not stop the exchange: report, rebuild, go on
+        log.exception("failed to process %s", _where(event))
+        state.invalidate()
+        await dlq.send(value=_dlq_record(event, [f"internal error: {exc!r}"]))
+
+
+async def handle_message(event: EventT, *, forwarded: bool) -> None:
     message = event.message
     position = Position(message.topic, message.partition, message.offset)
-    if message.topic == settings.routed_topic:
+    if forwarded:
         envelope = loads(message.value)
         source = Source(*envelope["source"])
         command = decode_order(envelope["order"])

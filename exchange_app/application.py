@@ -2,9 +2,9 @@
 
 ::
 
-    orders ──► [match_orders] ──► trades
-               │   └─► orders-routed (unkeyed input, re-partitioned by instrument)
-               └──► order_events / DLQ
+    orders ──► [match_orders] ──┬──────────────────────────────► trades
+                        │      └─► orders-routed ─► [match_routed] ─► trades
+                        └──► order_events / DLQ      (orders of another partition)
 """
 
 from __future__ import annotations

@@ -1,0 +1,104 @@
+"""The matching agents with Faust's test_context(): decode, route, match, send."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from exchange_app.routing import home_partition
+from exchange_app.wire import loads
+
+PARTITIONS = 4
+HOME = {p: next(f"I{i}" for i in range(100) if home_partition(f"I{i}", PARTITIONS) == p) for p in range(4)}
+
+
+def raw(id: int, side: str, instrument: str, quantity: float = 5.0, price: float = 15.0, **extra: Any) -> bytes:
+    order = {
+        "id": id,
+        "instrument": instrument,
+        "trxn_type": side,
+        "quantity": quantity,
+        "price": price,
+        "order_timestamp": "2023/03/12, 23:48:37",
+        **extra,
+    }
+    return json.dumps(order).encode()
+
+
+async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders
+
+    instrument = HOME[0]
+    async with match_orders.test_context() as agent:
+        await agent.put(raw(1000001, "BUY", instrument), key=instrument.encode(), partition=0)
+        await agent.put(raw(1000002, "SELL", instrument), key=instrument.encode(), partition=0)
+    [(key, trade, _)] = sent["trades"]
+    assert key == instrument
+    assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (1000001, 1000002, 5, 15)
+    assert trade["seq"] == 1 and trade["update_timestamp"] == "2023/03/12, 23:48:37"
+    assert [e[1]["status"] for e in sent["events"]] == ["ACCEPTED", "FILLED", "FILLED"]
+    assert not sent["routed"] and not sent["dlq"]
+
+
+async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders, match_routed
+
+    instrument = HOME[2]
+    async with match_orders.test_context() as agent:
+        await agent.put(raw(1, "BUY", instrument), key=None, partition=0)
+        await agent.put(raw(2, "SELL", instrument), key=None, partition=1)
+    assert not sent["trades"]
+    forwarded = sent["routed"]
+    assert [(key, partition) for key, _, partition in forwarded] == [(instrument.encode(), 2)] * 2
+    assert [loads(value)["source"] for _, value, _ in forwarded] == [[0, 0], [1, 1]]
+    async with match_routed.test_context() as agent:
+        for key, value, partition in forwarded:
+            await agent.put(value, key=key, partition=partition)
+    [(_, trade, _)] = sent["trades"]
+    assert (trade["id"], trade["id_sell"], trade["instrument"]) == (1, 2, instrument)
+
+
+async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders
+
+    instrument = HOME[0]
+    bad = [
+        b"\xff\xfe not json",
+        b'{"id": 1, "instrument": "TCS"',
+        raw(7, "HOLD", instrument),
+        raw(8, "BUY", instrument, quantity=-1),
+        json.dumps({"action": "CANCEL", "id": 99, "instrument": instrument}).encode(),
+        b"x" * 70_000,
+    ]
+    async with match_orders.test_context() as agent:
+        for value in bad:
+            await agent.put(value, key=None, partition=0)
+        await agent.put(raw(10, "BUY", instrument), key=None, partition=0)
+        await agent.put(raw(11, "SELL", instrument), key=None, partition=0)
+    dlq = [value for _, value, _ in sent["dlq"]]
+    assert [d["source"]["offset"] for d in dlq] == [0, 1, 5]
+    assert "not JSON" in dlq[0]["reason"] and dlq[2]["truncated"] and dlq[2]["size"] == 70_000
+    rejected = [value for _, value, _ in sent["events"] if value["status"] == "REJECTED"]
+    assert [(r["order_id"], r["reasons"][0][:10]) for r in rejected] == [
+        (7, "trxn_type:"),
+        (8, "quantity: "),
+        (99, "cannot can"),
+    ]
+    assert [t[1]["id_sell"] for t in sent["trades"]] == [11]
+
+
+async def test_replayed_event_resends_identical_outputs_without_new_effects(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders
+
+    instrument = HOME[0]
+    async with match_orders.test_context() as agent:
+        await agent.put(raw(1, "BUY", instrument), key=None, partition=0)
+        await agent.put(raw(2, "SELL", instrument, quantity=2.0), key=None, partition=0)
+        first = list(sent["trades"])
+        agent.sent_offset = 1  # the worker restarts from the last committed offset
+        await agent.put(raw(2, "SELL", instrument, quantity=2.0), key=None, partition=0)
+        await agent.put(raw(3, "SELL", instrument, quantity=3.0), key=None, partition=0)
+    trades = [t[1] for t in sent["trades"]]
+    assert trades[0] == trades[1] == first[0][1]  # an identical re-sent copy
+    assert [t["seq"] for t in trades] == [1, 1, 2]
+    assert trades[2]["quantity"] == 3  # the book was not filled twice

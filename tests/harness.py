@@ -1,0 +1,183 @@
+"""Running the real thing in tests: the embedded broker, worker processes, Kafka clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from exchange_app.broker import free_port
+from exchange_app.wire import dumps, loads
+
+ROOT = Path(__file__).resolve().parent.parent
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+def exchange_env(broker_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Settings for one isolated exchange on a shared broker: its own topics and group."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "EXCHANGE_BROKER": broker_url,
+        "EXCHANGE_APP_ID": f"ex-{tag}",
+        "EXCHANGE_DATA_DIR": str(data_dir),
+        "EXCHANGE_WEB_PORT": str(free_port()),
+        "EXCHANGE_PARTITIONS": "4",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("orders", "trades", "events", "sma", "profit", "pnl", "dlq"):
+        env[f"EXCHANGE_{name.upper()}_TOPIC"] = f"{tag}-{name}"
+    env.update(overrides)
+    return env
+
+
+def topic(env: dict[str, str], name: str) -> str:
+    return env[f"EXCHANGE_{name.upper()}_TOPIC"]
+
+
+def bootstrap(env: dict[str, str]) -> str:
+    return env["EXCHANGE_BROKER"].split("://", 1)[1]
+
+
+class Worker:
+    """``faust -A exchange_app worker`` as a child process with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> Worker:
+        mark = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [FAUST, "-A", "exchange_app", "worker", "-l", "info"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            if b"[^Worker]: Ready" in self.log.read_bytes()[mark:]:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready within {timeout} s:\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+
+async def produce(
+    env: dict[str, str],
+    values: Iterable[bytes | dict[str, Any]],
+    *,
+    keyed: bool = True,
+    topic_name: str = "orders",
+) -> int:
+    """Send orders with a plain aiokafka producer (batched: many records per request)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(env), enable_idempotence=False, linger_ms=20
+    )
+    await producer.start()
+    count = 0
+    try:
+        for value in values:
+            raw = value if isinstance(value, bytes) else dumps(value)
+            key = None
+            if keyed and isinstance(value, dict) and isinstance(value.get("instrument"), str):
+                key = value["instrument"].encode()
+            await producer.send(topic(env, topic_name), raw, key=key)
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+async def consume(
+    env: dict[str, str],
+    name: str,
+    *,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Read a topic from the start until ``until(records)`` holds; JSON values."""
+    consumer = AIOKafkaConsumer(
+        topic(env, name),
+        bootstrap_servers=bootstrap(env),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{name}: condition not met after {len(records)} records")
+            batch = await consumer.getmany(timeout_ms=300)
+            for messages in batch.values():
+                records += [loads(m.value) for m in messages]
+    finally:
+        await consumer.stop()
+    return records
+
+
+def count_at_least(n: int) -> Callable[[list[Any]], bool]:
+    return lambda records: len(records) >= n
+
+
+def reference_outputs(orders: Iterable[dict[str, Any] | bytes], policy: str = "price-time") -> list[Any]:
+    """What a clean, uninterrupted run must produce, from the pure state adapter."""
+    from exchange_app.engine import InvalidOrder
+    from exchange_app.wire import decode_order
+    from tables.matching import MatchingState, Position, Source
+
+    state = MatchingState({}, policy)
+    outputs: list[Any] = []
+    for offset, value in enumerate(orders):
+        try:
+            command = decode_order(value if isinstance(value, bytes) else dumps(value))
+        except InvalidOrder:
+            continue
+        outputs += state.handle(command, Source(0, offset), Position("reference", 0, offset))
+    return outputs
+
+
+def trades_by_id(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """De-duplicate trades by ``trade_id``, checking that every copy is identical."""
+    unique: dict[str, dict[str, Any]] = {}
+    for record in records:
+        first = unique.setdefault(record["trade_id"], record)
+        assert first == record, f"re-sent trade {record['trade_id']} differs from its first copy"
+    return unique
