@@ -1,4 +1,6 @@
-"""The one Faust application: configured from :mod:`settings`, run by ``faust -A exchange_app worker``.
+"""The one Faust application, configured from :mod:`settings`.
+
+Run it with ``faust -A exchange_app worker``.
 
 ::
 
@@ -45,7 +47,11 @@ class ExchangeApp(faust.App):
                 log.error(
                     "Topic %s has %s partitions but EXCHANGE_PARTITIONS is %s: orders are "
                     "routed by instrument over %s partitions, so set EXCHANGE_PARTITIONS=%s.",
-                    name, counts[name], settings.partitions, settings.partitions, counts[name],
+                    name,
+                    counts[name],
+                    settings.partitions,
+                    settings.partitions,
+                    counts[name],
                 )
         # Before any table opens its RocksDB: state from a lost broker must go.
         epoch = await broker_epoch(
@@ -54,7 +60,6 @@ class ExchangeApp(faust.App):
             replication=self.settings.replication,
         )
         reconcile_local_state(epoch, self.conf.appdir, self.conf.tabledir)
-
 
     async def _ensure_topics_when_reachable(
         self, settings: Settings, wait: float = 60.0

@@ -42,7 +42,10 @@ routed = app.topic(
 trades = _output(_settings.trades_topic)
 events = _output(_settings.events_topic)
 dlq = app.topic(
-    _settings.dlq_topic, key_serializer="raw", value_serializer=CODEC, partitions=_settings.partitions
+    _settings.dlq_topic,
+    key_serializer="raw",
+    value_serializer=CODEC,
+    partitions=_settings.partitions,
 )
 
 #: Output streams of the state adapters, by name.

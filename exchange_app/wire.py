@@ -9,6 +9,7 @@ simplejson's ``use_decimal`` and written back the same way.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -200,10 +201,8 @@ def _identity(data: dict[str, Any]) -> dict[str, Any]:
     """The fields of a bad order that are valid enough to address a rejection to."""
     identity: dict[str, Any] = {}
     for name, field, probe in _PROBES:
-        try:
+        with contextlib.suppress(ValidationError):
             identity[name] = probe.model_validate({"value": data.get(field)}).value  # type: ignore[attr-defined]
-        except ValidationError:
-            pass
     return identity
 
 

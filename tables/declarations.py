@@ -9,7 +9,9 @@ from exchange_app.codec import CODEC
 
 __all__ = ["matching_table"]
 
-_json_values = faust.Schema(key_type=str, key_serializer="json", value_serializer=CODEC)
+_json_values: faust.Schema = faust.Schema(
+    key_type=str, key_serializer="json", value_serializer=CODEC
+)
 
 #: Resting orders, per-instrument metadata and the matching outbox, see ``matching.py``.
 matching_table = app.Table(

@@ -162,15 +162,15 @@ class MatchingState:
         meta = self.table.get(meta_key(instrument)) or {"seq": 1, "arrival": 1, "applied": {}}
         slot = intent_key(position)
         intent = self.table.get(slot)
-        own_intent = (
-            intent is not None
-            and intent["offset"] == position.offset
-            and intent["source"] == [source.partition, source.offset]
-        )
+        if intent is not None and (
+            intent["offset"] != position.offset
+            or intent["source"] != [source.partition, source.offset]
+        ):
+            intent = None  # an older input's intent in this slot of the ring
         if meta["applied"].get(str(source.partition), -1) >= source.offset:
             # Applied before a crash: its outputs may not have been delivered.
-            return _outputs(intent["outputs"]) if own_intent else []
-        if own_intent:
+            return _outputs(intent["outputs"]) if intent is not None else []
+        if intent is not None:
             # The crash came between the intent and the end of its writes.
             self._write(intent["changes"])
             self.invalidate()
@@ -190,7 +190,10 @@ class MatchingState:
             changes = self._changes_of(book, execution, cancelled=isinstance(command, Cancel))
         applied = {**meta["applied"], str(source.partition): source.offset}
         changes.append(
-            [meta_key(instrument), {"seq": book.next_seq, "arrival": book.next_arrival, "applied": applied}]
+            [
+                meta_key(instrument),
+                {"seq": book.next_seq, "arrival": book.next_arrival, "applied": applied},
+            ]
         )
         self.table[slot] = {
             "offset": position.offset,

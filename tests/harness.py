@@ -157,7 +157,9 @@ def count_at_least(n: int) -> Callable[[list[Any]], bool]:
     return lambda records: len(records) >= n
 
 
-def reference_outputs(orders: Iterable[dict[str, Any] | bytes], policy: str = "price-time") -> list[Any]:
+def reference_outputs(
+    orders: Iterable[dict[str, Any] | bytes], policy: str = "price-time"
+) -> list[Any]:
     """What a clean, uninterrupted run must produce, from the pure state adapter."""
     from exchange_app.engine import InvalidOrder
     from exchange_app.wire import decode_order

@@ -32,7 +32,7 @@ state = MatchingState(matching_table, settings.matching)
 
 
 @app.on_partitions_assigned.connect
-async def _partitions_moved(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     state.invalidate()
 
 
@@ -63,7 +63,7 @@ async def handle_message(event: EventT, *, forwarded: bool) -> None:
     message = event.message
     position = Position(message.topic, message.partition, message.offset)
     if forwarded:
-        envelope = loads(message.value)
+        envelope = loads(message.value or b"")
         source = Source(*envelope["source"])
         command = decode_order(envelope["order"])
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -23,12 +24,12 @@ async def ensure_topics(
     try:
         wanted = list(dict.fromkeys(names))
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication) for name in wanted if name not in existing]
+        missing = [
+            NewTopic(name, partitions, replication) for name in wanted if name not in existing
+        ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         described = await admin.describe_topics(wanted)
         return {d["topic"]: len(d["partitions"]) for d in described}
     finally:

@@ -79,13 +79,11 @@ class EmbeddedBroker:
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if wait_for_port(self.host, self.port, 0.2):
             raise BrokerStartError(f"port {self.host}:{self.port} is already in use")
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        with open(self.log_file or os.devnull, "ab") as out:
+            self.process = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, env=env
+            )
         if not wait_for_port(self.host, self.port, timeout):
             code = self.process.poll()
             self.stop()

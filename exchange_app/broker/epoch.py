@@ -37,7 +37,9 @@ class BrokerEpochError(RuntimeError):
     """The broker's epoch could not be read or written."""
 
 
-async def _first_record(consumer: AIOKafkaConsumer, tp: TopicPartition, timeout: float) -> str | None:
+async def _first_record(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, timeout: float
+) -> str | None:
     reported = await consumer.end_offsets([tp])
     end = (await true_end_offsets(consumer._client, reported))[tp]
     if end == 0:

@@ -44,9 +44,7 @@ class PriceTimePolicy:
     def match(self, book: OrderBook, order: Order) -> tuple[list[Fill], Decimal]:
         opposite = book.opposite(order.side)
         limit_key = opposite.limit_key(order)
-        if order.time_in_force is _FOK and not opposite.available(
-            limit_key, order.quantity
-        ):
+        if order.time_in_force is _FOK and not opposite.available(limit_key, order.quantity):
             return [], order.quantity
         return book.take(order, opposite, limit_key)
 
@@ -94,12 +92,18 @@ class ExactPolicy:
         queue.append(resting)
 
 
-POLICIES = {"price-time": PriceTimePolicy, "exact": ExactPolicy}
+POLICIES: dict[str, type[PriceTimePolicy] | type[ExactPolicy]] = {
+    "price-time": PriceTimePolicy,
+    "exact": ExactPolicy,
+}
 
 
 def policy_named(name: str) -> MatchingPolicy:
     """A fresh policy instance (policies may index their book: one per book)."""
     try:
-        return POLICIES[name]()
+        policy: MatchingPolicy = POLICIES[name]()
     except KeyError:
-        raise ValueError(f"unknown matching policy {name!r}; expected one of {sorted(POLICIES)}") from None
+        raise ValueError(
+            f"unknown matching policy {name!r}; expected one of {sorted(POLICIES)}"
+        ) from None
+    return policy

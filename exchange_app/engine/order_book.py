@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING
 from sortedcontainers import SortedList
 
 from .errors import DuplicateOrderId, UnknownOrder
-from .types import Cancel, Execution, Fill, Order, OrderType, RestingOrder, Side, Status, TimeInForce
+from .types import (
+    Cancel,
+    Execution,
+    Fill,
+    Order,
+    OrderType,
+    RestingOrder,
+    Side,
+    Status,
+    TimeInForce,
+)
 
 if TYPE_CHECKING:
     from .matching import MatchingPolicy
@@ -203,7 +213,9 @@ class OrderBook:
     def opposite(self, side: Side) -> BookSide:
         return self.asks if side is _BUY else self.bids
 
-    def take(self, order: Order, opposite: BookSide, limit_key: Decimal) -> tuple[list[Fill], Decimal]:
+    def take(
+        self, order: Order, opposite: BookSide, limit_key: Decimal
+    ) -> tuple[list[Fill], Decimal]:
         """Fill ``order`` from ``opposite``, best price then oldest first, up to ``limit_key``."""
         remaining = order.quantity
         fills: list[Fill] = []

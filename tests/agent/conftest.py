@@ -30,7 +30,9 @@ def sent(test_app: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple
     records: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
 
     def recorder(name: str) -> Any:
-        async def send(*, key: Any = None, value: Any = None, partition: Any = None, **_: Any) -> None:
+        async def send(
+            *, key: Any = None, value: Any = None, partition: Any = None, **_: Any
+        ) -> None:
             records[name].append((key, value, partition))
 
         return send

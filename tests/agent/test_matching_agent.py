@@ -9,10 +9,15 @@ from exchange_app.routing import home_partition
 from exchange_app.wire import loads
 
 PARTITIONS = 4
-HOME = {p: next(f"I{i}" for i in range(100) if home_partition(f"I{i}", PARTITIONS) == p) for p in range(4)}
+HOME = {
+    p: next(f"I{i}" for i in range(100) if home_partition(f"I{i}", PARTITIONS) == p)
+    for p in range(4)
+}
 
 
-def raw(id: int, side: str, instrument: str, quantity: float = 5.0, price: float = 15.0, **extra: Any) -> bytes:
+def raw(
+    id: int, side: str, instrument: str, quantity: float = 5.0, price: float = 15.0, **extra: Any
+) -> bytes:
     order = {
         "id": id,
         "instrument": instrument,
@@ -34,7 +39,12 @@ async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> No
         await agent.put(raw(1000002, "SELL", instrument), key=instrument.encode(), partition=0)
     [(key, trade, _)] = sent["trades"]
     assert key == instrument
-    assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (1000001, 1000002, 5, 15)
+    assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (
+        1000001,
+        1000002,
+        5,
+        15,
+    )
     assert trade["seq"] == 1 and trade["update_timestamp"] == "2023/03/12, 23:48:37"
     assert [e[1]["status"] for e in sent["events"]] == ["ACCEPTED", "FILLED", "FILLED"]
     assert not sent["routed"] and not sent["dlq"]

@@ -36,9 +36,7 @@ TRADE_FIELDS = [
 
 
 def filled(order_id: int):  # type: ignore[no-untyped-def]
-    return lambda events: any(
-        e["order_id"] == order_id and e["status"] == "FILLED" for e in events
-    )
+    return lambda events: any(e["order_id"] == order_id and e["status"] == "FILLED" for e in events)
 
 
 async def test_seed_sample_sent_unkeyed_trades_with_a_matching_sell(env, start_worker) -> None:
@@ -81,7 +79,11 @@ async def test_exact_policy_pairs_with_the_oldest_equal_order(
     ]  # fmt: skip
     await produce(env, orders)
     trades = await consume(env, "trades", until=count_at_least(3))
-    assert [(t["id"], t["id_sell"], t["price"]) for t in trades] == [(5, 1, 15), (6, 2, 15), (7, 3, 15)]
+    assert [(t["id"], t["id_sell"], t["price"]) for t in trades] == [
+        (5, 1, 15),
+        (6, 2, 15),
+        (7, 3, 15),
+    ]
 
 
 BAD_INPUTS = [
@@ -146,7 +148,9 @@ async def test_restart_and_changelog_restore_after_multi_record_batches(
     stream = seed_orders(clock=stepping_clock(), seed=11)
     first, second = list(itertools.islice(stream, 3000)), list(itertools.islice(stream, 1000))
     final = sweep(9_000_000)
-    expected = trades_by_id(o.value for o in reference_outputs(first + second + final) if o.stream == "trades")
+    expected = trades_by_id(
+        o.value for o in reference_outputs(first + second + final) if o.stream == "trades"
+    )
     after = lambda orders: sum(  # noqa: E731
         1 for o in reference_outputs(orders) if o.stream == "trades"
     )

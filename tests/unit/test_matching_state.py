@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -133,10 +134,8 @@ def test_crash_mid_event_is_finished_on_replay(budget: int) -> None:
     table: dict = {}
     feed(MatchingState(table, "price-time"), flow[:2])
     crashing = CrashingDict(table, budget)
-    try:
+    with contextlib.suppress(Crash):
         feed(MatchingState(crashing, "price-time"), flow, start=2)
-    except Crash:
-        pass
     restarted = MatchingState(dict(crashing), "price-time")
     replayed = feed(restarted, flow, start=2)
     assert replayed == feed(MatchingState(clean, "price-time"), flow, start=2)

@@ -184,7 +184,9 @@ def test_restore_rebuilds_identical_priorities() -> None:
     for i, (side, price) in enumerate([("SELL", 15), ("SELL", 15), ("SELL", 14), ("BUY", 10)], 1):
         b.submit(order(i, side, 2, price))
     b.submit(order(9, "BUY", 3, 14))  # partially fills order 3
-    copy = OrderBook("TCS", policy_named("price-time"), next_seq=b.next_seq, next_arrival=b.next_arrival)
+    copy = OrderBook(
+        "TCS", policy_named("price-time"), next_seq=b.next_seq, next_arrival=b.next_arrival
+    )
     copy.restore(reversed(b.resting()))
     assert copy.resting() == b.resting()
     assert trades(copy.submit(order(20, "BUY", 4, 15))) == trades(b.submit(order(20, "BUY", 4, 15)))

@@ -41,7 +41,13 @@ class ReferenceMatcher:
         if left and o.order_type == "LIMIT" and o.time_in_force == "GTC":
             self.arrival += 1
             self.resting.append(
-                {"id": o.id, "side": o.side, "price": o.price, "remaining": left, "arrival": self.arrival}
+                {
+                    "id": o.id,
+                    "side": o.side,
+                    "price": o.price,
+                    "remaining": left,
+                    "arrival": self.arrival,
+                }
             )
         return fills
 
@@ -101,7 +107,9 @@ def test_book_invariants(commands: list[Order | Cancel]) -> None:
     for command in commands:
         before = book.resting()
         try:
-            execution = book.cancel(command) if isinstance(command, Cancel) else book.submit(command)
+            execution = (
+                book.cancel(command) if isinstance(command, Cancel) else book.submit(command)
+            )
         except OrderRejected:
             assert book.resting() == before
             continue

@@ -127,11 +127,22 @@ def test_encode_decode_round_trip(raw: bytes) -> None:
 def test_trade_record_starts_with_the_seed_fields() -> None:
     book = OrderBook("TCS", policy_named("price-time"))
     book.submit(decode_order(SEED))
-    seller = decode_order(valid(id=1000002, trxn_type="SELL", order_timestamp="2023/03/12, 23:50:00"))
+    seller = decode_order(
+        valid(id=1000002, trxn_type="SELL", order_timestamp="2023/03/12, 23:50:00")
+    )
     execution = book.submit(seller)
     record = trade_record(seller, execution.fills[0])
-    assert list(record)[:6] == ["id", "id_sell", "instrument", "quantity", "price", "update_timestamp"]
+    assert list(record)[:6] == [
+        "id",
+        "id_sell",
+        "instrument",
+        "quantity",
+        "price",
+        "update_timestamp",
+    ]
     assert record["id"] == 1000001 and record["id_sell"] == 1000002
     assert record["update_timestamp"] == "2023/03/12, 23:50:00"  # event time, the aggressor's
     assert record["aggressor"] == "SELL" and record["seq"] == 1 and record["trade_id"] == "TCS-1"
-    assert dumps(record).startswith(b'{"id":1000001,"id_sell":1000002,"instrument":"TCS","quantity":5.0')
+    assert dumps(record).startswith(
+        b'{"id":1000001,"id_sell":1000002,"instrument":"TCS","quantity":5.0'
+    )

@@ -1,0 +1,68 @@
+"""The embedded broker's measured quirks and the project's answers to them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from exchange_app.broker import EmbeddedBroker, free_port, true_end_offsets
+from exchange_app.orderflow import seed_orders, stepping_clock
+from tests.harness import Worker, consume, count_at_least, exchange_env, produce, reference_outputs
+
+pytestmark = pytest.mark.integration
+
+
+async def test_true_end_offsets_correct_the_misreported_latest_offset(broker) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap, enable_idempotence=False, linger_ms=50
+    )
+    await producer.start()
+    try:
+        for _ in range(3):  # three batches of 20 records: offsets 0..59
+            await asyncio.gather(
+                *[await producer.send("offsets-probe", b"x", partition=0) for _ in range(20)]
+            )
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition("offsets-probe", 0)
+        reported = await consumer.end_offsets([tp])
+        corrected = await true_end_offsets(consumer._client, reported)
+    finally:
+        await consumer.stop()
+    assert reported[tp] < 60  # the broker's under-report this fix exists for
+    assert corrected[tp] == 60
+
+
+async def test_worker_recovers_when_the_broker_lost_its_topics(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    orders = list(itertools.islice(seed_orders(clock=stepping_clock(), seed=3), 400))
+    expected = sum(1 for o in reference_outputs(orders) if o.stream == "trades")
+    with EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker1.log") as first:
+        env = exchange_env(first.url, data)
+        worker = Worker(env, tmp_path / "worker.log").start()
+        try:
+            await produce(env, orders)
+            await consume(env, "trades", until=count_at_least(expected))
+        finally:
+            worker.stop()
+    # the memory-only broker restarts empty; the worker's RocksDB is still full
+    with EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker2.log"):
+        worker = Worker(env, tmp_path / "worker.log").start()
+        try:
+            await produce(env, orders)  # new offsets start at 0 again: must not be skipped
+            trades = await consume(env, "trades", until=count_at_least(expected))
+        finally:
+            worker.stop()
+    assert len(trades) == expected and trades[0]["seq"] == 1
+    log = worker.text()
+    assert "lost its topics" in log and "Discarding the local tables" in log
+    assert "ConsistencyError" not in log and "Traceback" not in log
