@@ -84,7 +84,7 @@ class ExchangeApp(faust.App):
 def faust_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "broker": settings.broker,
-        "store": "rocksdb://",
+        "store": settings.store,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication,

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         (2,), description="Comma-separated SMA windows in bars, e.g. 2,5,20."
     )
 
+    store: str = Field(
+        "rocksdb://", description="Faust table store: rocksdb:// (RocksDB, rocksdict) or memory://."
+    )
+
     # -- local state and web -------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")

@@ -7,3 +7,4 @@ import tempfile
 
 os.environ.setdefault("EXCHANGE_DATA_DIR", tempfile.mkdtemp(prefix="exchange-tests-"))
 os.environ.setdefault("EXCHANGE_PARTITIONS", "4")
+os.environ.setdefault("EXCHANGE_STORE", "memory://")  # in-process agent tests

@@ -32,6 +32,7 @@ def exchange_env(broker_url: str, data_dir: Path, **overrides: str) -> dict[str,
         "EXCHANGE_DATA_DIR": str(data_dir),
         "EXCHANGE_WEB_PORT": str(free_port()),
         "EXCHANGE_PARTITIONS": "4",
+        "EXCHANGE_STORE": "rocksdb://",
         "PYTHONUNBUFFERED": "1",
     }
     for name in ("orders", "trades", "events", "sma", "profit", "pnl", "dlq"):

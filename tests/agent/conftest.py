@@ -14,8 +14,7 @@ def test_app() -> Any:
 
     app = exchange_app.app
     app.finalize()
-    if app.conf.store.scheme != "memory":
-        app.conf.store = "memory://"
+    assert app.conf.store.scheme == "memory", "tests/conftest.py sets EXCHANGE_STORE"
     app.flow_control.resume()
     return app
 
