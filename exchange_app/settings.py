@@ -67,7 +67,11 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
     commit_every: int = Field(
-        10_000, ge=1, description="Commit input offsets at least every N messages."
+        10_000,
+        ge=1,
+        le=16_384,
+        description="Commit input offsets at least every N messages (at most half the "
+        "outbox ring, so a replay never reaches an overwritten outbox slot).",
     )
 
     @field_validator("sma_bars", mode="before")
@@ -84,7 +88,7 @@ class Settings(BaseSettings):
     def _positive_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(n < 1 for n in value):
             raise ValueError(f"SMA windows must be positive bar counts, got {value!r}")
-        return tuple(sorted(set(value)))
+        return tuple(dict.fromkeys(value))  # the first window is the one profit uses
 
     @property
     def routed_topic(self) -> str:
@@ -92,11 +96,17 @@ class Settings(BaseSettings):
         return f"{self.app_id}-orders-routed"
 
     @property
+    def fills_topic(self) -> str:
+        """Internal topic of trade fills re-partitioned by account."""
+        return f"{self.app_id}-fills"
+
+    @property
     def topic_names(self) -> list[str]:
         """Every topic the worker reads or writes (besides Faust's changelogs)."""
         return [
             self.orders_topic,
             self.routed_topic,
+            self.fills_topic,
             self.trades_topic,
             self.events_topic,
             self.sma_topic,

@@ -7,7 +7,18 @@ from faust.types import TopicT
 from .application import app
 from .codec import CODEC
 
-__all__ = ["by_stream", "dlq", "events", "orders", "routed", "trades"]
+__all__ = [
+    "by_stream",
+    "dlq",
+    "events",
+    "fills",
+    "orders",
+    "pnl",
+    "profit",
+    "routed",
+    "sma",
+    "trades",
+]
 
 _settings = app.settings
 
@@ -41,6 +52,18 @@ routed = app.topic(
 )
 trades = _output(_settings.trades_topic)
 events = _output(_settings.events_topic)
+sma = _output(_settings.sma_topic)
+profit = _output(_settings.profit_topic)
+pnl = _output(_settings.pnl_topic)
+#: Each trade's buy and sell fill, re-partitioned by account for the P&L agent.
+fills = app.topic(
+    _settings.fills_topic,
+    key_type=str,
+    key_serializer="raw",
+    value_serializer=CODEC,
+    partitions=_settings.partitions,
+    internal=True,
+)
 dlq = app.topic(
     _settings.dlq_topic,
     key_serializer="raw",
@@ -49,4 +72,10 @@ dlq = app.topic(
 )
 
 #: Output streams of the state adapters, by name.
-by_stream: dict[str, TopicT] = {"trades": trades, "events": events}
+by_stream: dict[str, TopicT] = {
+    "trades": trades,
+    "events": events,
+    "sma": sma,
+    "profit": profit,
+    "pnl": pnl,
+}

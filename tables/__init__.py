@@ -7,6 +7,19 @@ Note: this top-level package is named ``tables`` like PyTables' import name;
 the project must not depend on PyTables.
 """
 
-from .matching import OUTBOX_SLOTS, MatchingState, Output, Position, Source
+from .analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
+from .matching import MatchingState, Position, Source
+from .outbox import OUTBOX_SLOTS, Output, SequencedState
 
-__all__ = ["OUTBOX_SLOTS", "MatchingState", "Output", "Position", "Source"]
+__all__ = [
+    "OUTBOX_SLOTS",
+    "BarsAnalytics",
+    "MatchingState",
+    "Output",
+    "PnlLedger",
+    "Position",
+    "ProfitAnalytics",
+    "SequencedState",
+    "Source",
+    "fills_of",
+]

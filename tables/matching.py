@@ -54,17 +54,15 @@ from exchange_app.engine import (
 )
 from exchange_app.wire import execution_reports, parse_time, rejection_report, trade_record
 
+from .outbox import OUTBOX_SLOTS, Output, outputs_from_json
+
 __all__ = [
-    "OUTBOX_SLOTS",
     "MatchingState",
-    "Output",
     "Position",
     "Source",
     "decode_resting",
     "encode_resting",
 ]
-
-OUTBOX_SLOTS = 65_536
 
 TRADES, EVENTS = "trades", "events"
 
@@ -82,14 +80,6 @@ class Position(NamedTuple):
     topic: str
     partition: int
     offset: int
-
-
-class Output(NamedTuple):
-    """A message to send: ``stream`` names the topic (``trades`` or ``events``)."""
-
-    stream: str
-    key: str | None
-    value: dict[str, Any]
 
 
 def encode_resting(resting: RestingOrder) -> dict[str, Any]:
@@ -169,12 +159,12 @@ class MatchingState:
             intent = None  # an older input's intent in this slot of the ring
         if meta["applied"].get(str(source.partition), -1) >= source.offset:
             # Applied before a crash: its outputs may not have been delivered.
-            return _outputs(intent["outputs"]) if intent is not None else []
+            return outputs_from_json(intent["outputs"]) if intent is not None else []
         if intent is not None:
             # The crash came between the intent and the end of its writes.
             self._write(intent["changes"])
             self.invalidate()
-            return _outputs(intent["outputs"])
+            return outputs_from_json(intent["outputs"])
 
         book = self.book(instrument, meta)
         changes: list[list[Any]] = []
@@ -275,7 +265,3 @@ def _rejection(command: Order | Cancel, reason: str) -> Output:
         side=side,
     )
     return Output(EVENTS, _report_key(report), report)
-
-
-def _outputs(stored: list[list[Any]]) -> list[Output]:
-    return [Output(stream, key, value) for stream, key, value in stored]

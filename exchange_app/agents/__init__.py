@@ -1,5 +1,13 @@
 """The Faust agents. Thin: decode, call the pure core through a state adapter, send."""
 
+from .analytics import compute_bars, compute_pnl, compute_profit, split_fills
 from .matching import match_orders, match_routed
 
-__all__ = ["match_orders", "match_routed"]
+__all__ = [
+    "compute_bars",
+    "compute_pnl",
+    "compute_profit",
+    "match_orders",
+    "match_routed",
+    "split_fills",
+]
