@@ -190,6 +190,16 @@ def bench(count: int, runs: int) -> None:
 
 
 @main.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default="export")
+def export(out: Path) -> None:
+    """Write successful_orders.csv, sma_calc.csv and profit_calc.csv from the topics."""
+    from .export import export as export_csv
+
+    for name, rows in asyncio.run(export_csv(get_settings(), out)).items():
+        click.echo(f"{out / name}: {rows} rows")
+
+
+@main.command()
 @click.confirmation_option(prompt="Delete this worker's local state?")
 def reset() -> None:
     """Delete the local state (EXCHANGE_DATA_DIR); tables are restored from changelogs."""

@@ -249,6 +249,7 @@ def pnl_record(
         "instrument": instrument,
         "position": position.quantity,
         "average_cost": position.average_cost,
+        "cost_basis": position.cost_basis,
         "realized": position.realized,
         "unrealized": unrealized,
         "total": position.realized + unrealized,

@@ -184,3 +184,29 @@ def trades_by_id(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
         first = unique.setdefault(record["trade_id"], record)
         assert first == record, f"re-sent trade {record['trade_id']} differs from its first copy"
     return unique
+
+
+def reference_analytics(
+    trades: Iterable[dict[str, Any]], bar_seconds: int = 300, windows: tuple[int, ...] = (2,)
+) -> dict[str, list[dict[str, Any]]]:
+    """The sma, profit and pnl records a clean run emits for these trades, in order."""
+    from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
+
+    bars, profits, ledger = (
+        BarsAnalytics({}, bar_seconds, windows),
+        ProfitAnalytics({}, bar_seconds, windows),
+        PnlLedger({}),
+    )
+    out: dict[str, list[dict[str, Any]]] = {"sma": [], "profit": [], "pnl": []}
+    for trade in trades:
+        trade = loads(dumps(trade))  # as read from the topic
+        out["sma"] += [o.value for o in bars.handle(trade)]
+        out["profit"] += [o.value for o in profits.handle(trade)]
+        for fill in fills_of(trade):
+            out["pnl"] += [o.value for o in ledger.handle(loads(dumps(fill)))]
+    return out
+
+
+def latest(records: Iterable[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The last record per key (a topic's compacted view)."""
+    return {tuple(r[k] for k in key): r for r in records}

@@ -43,6 +43,11 @@ class Position:
             return None
         return sum((abs(lot.quantity) * lot.price for lot in self.lots), ZERO) / size
 
+    @property
+    def cost_basis(self) -> Decimal:
+        """Exact sum of entry price times signed quantity over the open lots."""
+        return sum((lot.price * lot.quantity for lot in self.lots), ZERO)
+
     def unrealized(self, mark: Decimal) -> Decimal:
         return sum(((mark - lot.price) * lot.quantity for lot in self.lots), ZERO)
 

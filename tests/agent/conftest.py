@@ -24,7 +24,7 @@ def sent(test_app: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple
     """What the agents send, per topic: (key, value, partition); the table starts empty."""
     from exchange_app import topics
     from exchange_app.agents.matching import state
-    from tables.declarations import matching_table
+    from tables.declarations import bars_table, matching_table, positions_table, profit_table
 
     records: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
 
@@ -36,9 +36,10 @@ def sent(test_app: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple
 
         return send
 
-    for name in ("trades", "events", "dlq", "routed"):
+    for name in ("trades", "events", "dlq", "routed", "sma", "profit", "pnl", "fills"):
         monkeypatch.setattr(getattr(topics, name), "send", recorder(name))
-    for key in list(matching_table.keys()):
-        matching_table.data.pop(key, None)
+    for table in (matching_table, bars_table, profit_table, positions_table):
+        for key in list(table.keys()):
+            table.data.pop(key, None)
     state.invalidate()
     return records
