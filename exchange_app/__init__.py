@@ -21,6 +21,7 @@ def __getattr__(name: str) -> Any:
     if name == "app":
         from . import agents  # noqa: F401  (registers the agents and tables)
         from .application import app
+        from .web import wiring  # noqa: F401  (the live feed task)
 
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 from faust.types import TransportT
+from faust.types.web import Web
 
 from . import codec  # noqa: F401  (registers the exjson codec)
 from .broker.admin import ensure_topics
@@ -37,6 +38,17 @@ class ExchangeApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
+
+    def _new_web(self) -> Web:
+        from .web.wiring import ExchangeWeb
+
+        return ExchangeWeb(self)
+
+    def on_webserver_init(self, web: Web) -> None:
+        from .web import install
+        from .web.wiring import services
+
+        install(web.web_app, services())  # type: ignore[attr-defined]
 
     async def on_first_start(self) -> None:
         await super().on_first_start()

@@ -168,6 +168,9 @@ class ProfitAnalytics:
 
         return self.state.apply(f"w:{instrument}", [seq, 0], step)
 
+    def window(self, instrument: str) -> BarWindow:
+        return _decode_window(self.state.state(f"w:{instrument}"), self.bar_seconds, self.windows)
+
 
 # -- P&L -------------------------------------------------------------------------------
 
@@ -228,12 +231,20 @@ class PnlLedger:
                 Output(PNL, account, pnl_record(account, instrument, position, price, fill))
             ]
 
-        return self.state.apply(
+        outputs = self.state.apply(
             f"p:{account}:{instrument}", [int(fill["seq"]), int(fill["leg"])], step
         )
+        instruments = self.instruments(account)
+        if instrument not in instruments:
+            self.state.table[f"a:{account}"] = sorted([*instruments, instrument])
+        return outputs
 
     def position(self, account: str, instrument: str) -> Position:
         return _decode_position(self.state.state(f"p:{account}:{instrument}"))
+
+    def instruments(self, account: str) -> list[str]:
+        """The instruments ``account`` has traded, from a per-account index."""
+        return list(self.state.table.get(f"a:{account}") or [])
 
 
 def pnl_record(

@@ -1,6 +1,13 @@
 """The Faust agents. Thin: decode, call the pure core through a state adapter, send."""
 
-from .analytics import compute_bars, compute_pnl, compute_profit, split_fills
+from .analytics import (
+    compute_bars,
+    compute_pnl,
+    compute_profit,
+    record_bars,
+    record_trades,
+    split_fills,
+)
 from .matching import match_orders, match_routed
 
 __all__ = [
@@ -9,5 +16,7 @@ __all__ = [
     "compute_profit",
     "match_orders",
     "match_routed",
+    "record_bars",
+    "record_trades",
     "split_fills",
 ]

@@ -2,8 +2,9 @@
 
 ::
 
-    successful_trade ──► [compute_bars]   ──► sma      (instrument)
+    successful_trade ──► [compute_bars]   ──► sma ──► [record_bars] ──► tape (bar history)
                      ├─► [compute_profit] ──► profit   (instrument)
+                     ├─► [record_trades]  ──► tape (recent trades, last price, volume)
                      └─► [split_fills] ──► fills (account) ──► [compute_pnl] ──► pnl
 """
 
@@ -15,10 +16,11 @@ from typing import Any
 from faust.types import StreamT
 
 from exchange_app.application import app
-from exchange_app.topics import by_stream, fills, trades
+from exchange_app.topics import by_stream, fills, sma, trades
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
-from tables.declarations import bars_table, positions_table, profit_table
+from tables.declarations import bars_table, positions_table, profit_table, tape_table
 from tables.outbox import Output
+from tables.tape import TradeTape
 
 __all__ = [
     "bars",
@@ -27,7 +29,10 @@ __all__ = [
     "compute_profit",
     "ledger",
     "profits",
+    "record_bars",
+    "record_trades",
     "split_fills",
+    "tape",
 ]
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ settings = app.settings
 bars = BarsAnalytics(bars_table, settings.bar_seconds, settings.sma_bars)
 profits = ProfitAnalytics(profit_table, settings.bar_seconds, settings.sma_bars)
 ledger = PnlLedger(positions_table)
+tape = TradeTape(tape_table, settings.bar_seconds)
 
 
 async def _send(outputs: list[Output]) -> None:
@@ -81,3 +87,19 @@ async def compute_pnl(stream: StreamT[Any]) -> None:
     async for fill in stream:
         if _guard("compute_pnl", fill):
             await _send(ledger.handle(fill))
+
+
+@app.agent(trades)
+async def record_trades(stream: StreamT[Any]) -> None:
+    """The trade tape of each instrument, for the web views."""
+    async for trade in stream:
+        if _guard("record_trades", trade):
+            tape.record_trade(trade)
+
+
+@app.agent(sma)
+async def record_bars(stream: StreamT[Any]) -> None:
+    """The recent final bars of each instrument, for the web views."""
+    async for bar in stream:
+        if _guard("record_bars", bar):
+            tape.record_bar(bar)

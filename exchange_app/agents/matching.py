@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from faust.types import EventT, StreamT
 
 from exchange_app.application import app
 from exchange_app.engine import Cancel, InvalidOrder, Order
+from exchange_app.metrics import metrics
 from exchange_app.routing import home_partition
 from exchange_app.topics import by_stream, dlq, events, orders, routed
 from exchange_app.wire import decode_order, dumps, encode_order, loads, rejection_report
@@ -51,12 +53,16 @@ async def match_routed(stream: StreamT[bytes]) -> None:
 
 
 async def _guarded(event: EventT, *, forwarded: bool) -> None:
+    started = time.perf_counter()
+    message = event.message
     try:
         await handle_message(event, forwarded=forwarded)
     except Exception as exc:  # a bug must not stop the exchange: report, rebuild, go on
         log.exception("failed to process %s", _where(event))
         state.invalidate()
+        metrics.orders.labels("error").inc()
         await dlq.send(value=_dlq_record(event, [f"internal error: {exc!r}"]))
+    metrics.observe(message.topic, message.partition, message.offset, message.timestamp, started)
 
 
 async def handle_message(event: EventT, *, forwarded: bool) -> None:
@@ -75,9 +81,13 @@ async def handle_message(event: EventT, *, forwarded: bool) -> None:
             return
         home = home_partition(command.instrument, settings.partitions)
         if home != message.partition:
+            metrics.orders.labels("forwarded").inc()
             await _forward(command, source, home)
             return
-    for output in state.handle(command, source, position):
+    outputs = state.handle(command, source, position)
+    metrics.orders.labels("matched").inc()
+    metrics.outputs(outputs)
+    for output in outputs:
         await by_stream[output.stream].send(key=output.key, value=output.value)
 
 
@@ -88,8 +98,12 @@ async def _forward(command: Order | Cancel, source: Source, partition: int) -> N
 
 async def _send_invalid(event: EventT, exc: InvalidOrder) -> None:
     if exc.order_id is None:
+        metrics.orders.labels("dlq").inc()
+        metrics.dlq.inc()
         await dlq.send(value=_dlq_record(event, exc.reasons))
         return
+    metrics.orders.labels("invalid").inc()
+    metrics.rejections.inc()
     report = rejection_report(
         exc.reasons, order_id=exc.order_id, instrument=exc.instrument, account=exc.account
     )

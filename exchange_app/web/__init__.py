@@ -1,0 +1,6 @@
+"""The serving layer: JSON views, order entry, live push and the trader dashboard."""
+
+from .broadcast import Broadcaster, Event
+from .views import ROUTED, Api, Services, install
+
+__all__ = ["ROUTED", "Api", "Broadcaster", "Event", "Services", "install"]

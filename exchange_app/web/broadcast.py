@@ -1,0 +1,138 @@
+"""Live events for Server-Sent Events clients: a ring buffer fed from the output topics.
+
+Every worker reads trades, execution reports, bars, profits and P&L from all
+partitions (outside the consumer group: each worker sees everything) and keeps
+the last ``size`` events in memory, numbered ``<boot id>-<n>``. A client that
+reconnects with ``Last-Event-ID`` gets every event after it that is still in
+the ring; when it is not (another worker, or too old) the client is told with
+a ``reset`` event and should reload its snapshot views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from exchange_app.broker.offsets import true_end_offsets
+from exchange_app.wire import dumps, loads
+
+__all__ = ["Broadcaster", "Event"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    kind: str  # trade | order | bar | profit | pnl
+    data: dict[str, Any]
+
+    def instruments(self) -> set[str]:
+        instrument = self.data.get("instrument")
+        return {instrument} if instrument else set()
+
+    def accounts(self) -> set[str]:
+        keys = ("account", "buyer", "seller")
+        return {self.data[k] for k in keys if self.data.get(k)}
+
+    def matches(self, instrument: str | None, account: str | None) -> bool:
+        if instrument and instrument not in self.instruments():
+            return False
+        return not (account and account not in self.accounts())
+
+    def encode(self) -> bytes:
+        payload = dumps(self.data).decode()
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
+
+
+class Broadcaster:
+    def __init__(self, size: int = 10_000, queue_size: int = 1_000) -> None:
+        self.boot = uuid.uuid4().hex[:8]
+        self.ring: deque[tuple[int, Event]] = deque(maxlen=size)
+        self.next = 1
+        self.queue_size = queue_size
+        self.subscribers: set[asyncio.Queue[Event | None]] = set()
+
+    def publish(self, kind: str, data: dict[str, Any]) -> Event:
+        event = Event(f"{self.boot}-{self.next}", kind, data)
+        self.ring.append((self.next, event))
+        self.next += 1
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:  # a client too slow to keep up is dropped
+                self.subscribers.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+        return event
+
+    def since(self, last_id: str | None) -> list[Event] | None:
+        """Events after ``last_id`` still in the ring; ``None`` if some are lost."""
+        if not last_id:
+            return []
+        boot, _, number = last_id.partition("-")
+        if boot != self.boot or not number.isdigit():
+            return None
+        after = int(number)
+        if self.ring and self.ring[0][0] > after + 1:
+            return None
+        return [event for n, event in self.ring if n > after]
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(self.queue_size)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
+        self.subscribers.discard(queue)
+
+    async def feed(self, bootstrap: list[str], topics: dict[str, str]) -> None:
+        """Publish every new record of ``topics`` (name -> event kind) until cancelled."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = await self._assign_at_end(consumer, topics)
+            log.info("live feed reading %d partitions", len(tps))
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        self._publish_raw(topics[tp.topic], message.value)
+        finally:
+            await consumer.stop()
+
+    async def _assign_at_end(
+        self, consumer: AIOKafkaConsumer, topics: Iterable[str]
+    ) -> list[TopicPartition]:
+        tps: list[TopicPartition] = []
+        for topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            while not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    await asyncio.sleep(0.5)
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        ends = await true_end_offsets(consumer._client, await consumer.end_offsets(tps))
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+        return tps
+
+    def _publish_raw(self, kind: str, value: bytes | None) -> None:
+        try:
+            data = loads(value or b"")
+        except (ValueError, json.JSONDecodeError):
+            return
+        if isinstance(data, dict):
+            self.publish(kind, data)

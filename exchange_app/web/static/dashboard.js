@@ -1,0 +1,200 @@
+// Trader dashboard: snapshot views over HTTP, then live updates from /stream (SSE).
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const COLORS = { vwap: "#58a6ff", close: "#d8dee6", sma: ["#f0b72f", "#bc8cff", "#3fb950", "#f85149"] };
+const state = { instrument: null, bars: [], open: null, windows: [], trades: [], timers: {} };
+
+async function getJSON(path) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+function fmt(value, digits = 2) {
+  if (value === null || value === undefined) return "–";
+  return Number(value).toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function later(name, fn, ms = 250) {
+  clearTimeout(state.timers[name]);
+  state.timers[name] = setTimeout(fn, ms);
+}
+
+async function loadInstruments() {
+  const { instruments } = await getJSON("/instruments");
+  const select = $("#instrument");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const row of instruments) {
+    if (!known.has(row.instrument)) select.add(new Option(row.instrument, row.instrument));
+  }
+  if (!state.instrument && instruments.length) await selectInstrument(instruments[0].instrument);
+  if (!instruments.length) later("instruments", loadInstruments, 2000);
+}
+
+async function selectInstrument(instrument) {
+  state.instrument = instrument;
+  $("#instrument").value = instrument;
+  await Promise.all([loadBook(), loadTrades(), loadBars(), loadProfit()]);
+}
+
+async function loadBook() {
+  const book = await getJSON(`/orderbook/${state.instrument}?depth=12`);
+  const rows = Math.max(book.bids.length, book.asks.length);
+  const body = $("#book tbody");
+  body.replaceChildren();
+  for (let i = 0; i < rows; i++) {
+    const bid = book.bids[i] || {}, ask = book.asks[i] || {};
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td>${bid.orders ?? ""}</td><td>${bid.quantity !== undefined ? fmt(bid.quantity, 0) : ""}</td>` +
+      `<td class="buy">${bid.price !== undefined ? fmt(bid.price) : ""}</td><td class="sell">${ask.price !== undefined ? fmt(ask.price) : ""}</td>` +
+      `<td>${ask.quantity !== undefined ? fmt(ask.quantity, 0) : ""}</td><td>${ask.orders ?? ""}</td>`;
+    tr.dataset.bid = bid.price ?? ""; tr.dataset.ask = ask.price ?? "";
+    tr.dataset.bidQuantity = bid.quantity ?? ""; tr.dataset.askQuantity = ask.quantity ?? "";
+    body.append(tr);
+  }
+}
+
+function tapeRow(trade, fresh) {
+  const tr = document.createElement("tr");
+  tr.dataset.tradeId = trade.trade_id;
+  if (fresh) tr.className = "fresh";
+  const side = trade.aggressor === "BUY" ? "buy" : "sell";
+  tr.innerHTML = `<td>${trade.seq}</td><td>${trade.update_timestamp.slice(-8)}</td>` +
+    `<td class="${side}">${trade.aggressor}</td><td>${fmt(trade.quantity, 0)}</td><td>${fmt(trade.price)}</td>`;
+  return tr;
+}
+
+async function loadTrades() {
+  const { trades } = await getJSON(`/trades/${state.instrument}?limit=50`);
+  $("#tape tbody").replaceChildren(...trades.map((t) => tapeRow(t, false)));
+  if (trades.length) $("#last").textContent = `last ${fmt(trades[0].price)}`;
+}
+
+function addTrade(trade) {
+  const body = $("#tape tbody");
+  if (body.querySelector(`tr[data-trade-id="${trade.trade_id}"]`)) return; // a re-sent copy
+  body.prepend(tapeRow(trade, true));
+  while (body.children.length > 50) body.lastChild.remove();
+  $("#last").textContent = `last ${fmt(trade.price)}`;
+}
+
+async function loadBars() {
+  const data = await getJSON(`/bars/${state.instrument}`);
+  state.windows = data.windows;
+  state.bars = data.bars;
+  state.open = data.open;
+  drawChart();
+}
+
+function addBar(bar) {
+  if (bar.final) {
+    state.bars = state.bars.filter((b) => b.bar_start !== bar.bar_start).concat([bar]).slice(-120);
+    if (state.open && state.open.bar_start === bar.bar_start) state.open = null;
+  } else {
+    state.open = bar;
+  }
+  drawChart();
+}
+
+function drawChart() {
+  const canvas = $("#chart"), ctx = canvas.getContext("2d");
+  const bars = state.open ? state.bars.concat([state.open]) : state.bars.slice();
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const legend = [["VWAP", COLORS.vwap], ["close", COLORS.close], ...state.windows.map((n, i) => [`SMA ${n}`, COLORS.sma[i % 4]])];
+  $("#legend").innerHTML = legend.map(([name, color]) => `<span style="color:${color}">■ ${name}</span>`).join("");
+  if (!bars.length) return;
+  const series = [["vwap", (b) => Number(b.vwap)], ["close", (b) => Number(b.close)]]
+    .concat(state.windows.map((n) => [`sma${n}`, (b) => Number(b.sma[String(n)])]));
+  const values = bars.flatMap((b) => series.map(([, f]) => f(b))).filter(Number.isFinite);
+  const low = Math.min(...values), high = Math.max(...values), pad = (high - low) * 0.1 || 1;
+  const left = 50, right = canvas.width - 10, top = 10, bottom = canvas.height - 25;
+  const x = (i) => left + (bars.length === 1 ? (right - left) / 2 : (i * (right - left)) / (bars.length - 1));
+  const y = (v) => bottom - ((v - (low - pad)) * (bottom - top)) / (high - low + 2 * pad);
+  ctx.strokeStyle = "#263040"; ctx.fillStyle = "#7d8a99"; ctx.font = "11px system-ui";
+  for (let k = 0; k <= 4; k++) {
+    const v = low - pad + ((high - low + 2 * pad) * k) / 4;
+    ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(right, y(v)); ctx.stroke();
+    ctx.fillText(v.toFixed(2), 4, y(v) + 4);
+  }
+  ctx.fillText(bars[0].bar_start.slice(11, 16), left, canvas.height - 8);
+  ctx.fillText(bars[bars.length - 1].bar_start.slice(11, 16), right - 30, canvas.height - 8);
+  series.forEach(([name, f], i) => {
+    ctx.strokeStyle = i === 0 ? COLORS.vwap : i === 1 ? COLORS.close : COLORS.sma[(i - 2) % 4];
+    ctx.lineWidth = i < 2 ? 1.5 : 2;
+    ctx.beginPath();
+    bars.forEach((b, j) => (j ? ctx.lineTo(x(j), y(f(b))) : ctx.moveTo(x(j), y(f(b)))));
+    ctx.stroke();
+    if (name === "vwap") bars.forEach((b, j) => { ctx.fillStyle = COLORS.vwap; ctx.fillRect(x(j) - 2, y(f(b)) - 2, 4, 4); });
+  });
+}
+
+async function loadProfit() {
+  const data = await getJSON(`/profit/${state.instrument}`);
+  showProfit(data.current);
+}
+
+function showProfit(p) {
+  $("#profit").textContent = p ? `window profit ${fmt(p.profit)} (open ${fmt(p.opening_price)} → SMA ${fmt(p.closing_price)})` : "";
+}
+
+async function loadAccount() {
+  const account = $("#account").value.trim();
+  const body = $("#positions tbody");
+  try {
+    const data = await getJSON(`/accounts/${encodeURIComponent(account)}`);
+    body.replaceChildren(...data.positions.map((p) => {
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td>${p.instrument}</td><td>${fmt(p.position, 0)}</td><td>${fmt(p.average_cost)}</td>` +
+        `<td>${fmt(p.realized)}</td><td>${fmt(p.unrealized)}</td><td>${fmt(p.total)}</td>`;
+      return tr;
+    }));
+    $("#realized").textContent = fmt(data.realized);
+    $("#unrealized").textContent = fmt(data.unrealized);
+    $("#total").textContent = fmt(data.total);
+  } catch (error) {
+    body.replaceChildren();
+    for (const id of ["#realized", "#unrealized", "#total"]) $(id).textContent = "";
+  }
+}
+
+function connect() {
+  const source = new EventSource("/stream");
+  source.onopen = () => { $("#status").textContent = "live"; $("#status").className = "status online"; };
+  source.onerror = () => { $("#status").textContent = "reconnecting…"; $("#status").className = "status offline"; };
+  const mine = (data) => data.instrument === state.instrument;
+  const account = () => $("#account").value.trim();
+  source.addEventListener("reset", () => state.instrument && selectInstrument(state.instrument));
+  source.addEventListener("trade", (e) => {
+    const trade = JSON.parse(e.data);
+    if (!state.instrument) return later("instruments", loadInstruments, 100);
+    if (mine(trade)) { addTrade(trade); later("book", loadBook); }
+    if (trade.buyer === account() || trade.seller === account()) later("account", loadAccount, 400);
+  });
+  source.addEventListener("order", (e) => {
+    const report = JSON.parse(e.data);
+    if (!state.instrument) return later("instruments", loadInstruments, 100);
+    if (mine(report)) later("book", loadBook);
+  });
+  source.addEventListener("bar", (e) => { const bar = JSON.parse(e.data); if (mine(bar)) addBar(bar); });
+  source.addEventListener("profit", (e) => { const p = JSON.parse(e.data); if (mine(p) && !p.final) showProfit(p); });
+  source.addEventListener("pnl", (e) => { if (JSON.parse(e.data).account === account()) later("account", loadAccount, 400); });
+}
+
+$("#instrument").addEventListener("change", (e) => selectInstrument(e.target.value));
+$("#account").addEventListener("change", loadAccount);
+$("#ticket").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  const order = { instrument: state.instrument, account: $("#account").value.trim() || undefined };
+  for (const [key, value] of form.entries()) order[key] = value;
+  if (order.order_type === "MARKET") delete order.price;
+  const response = await fetch("/orders", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(order) });
+  const answer = await response.json();
+  $("#ticket-result").textContent = response.ok ? `order ${answer.id} sent` : answer.errors.join("; ");
+  $("#ticket-result").dataset.orderId = response.ok ? answer.id : "";
+});
+
+connect();
+loadInstruments().catch((error) => { $("#status").textContent = String(error); });
+loadAccount();

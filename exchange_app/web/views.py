@@ -1,0 +1,468 @@
+"""The HTTP API and the dashboard, as plain aiohttp handlers over injected services.
+
+JSON views answer for any key from any worker: a request for a key owned by
+another worker is proxied there (one hop, marked with ``X-Exchange-Routed``).
+
+=====================================  ========================================
+``GET /instruments``                   every instrument: last price, volume, best bid/ask
+``GET /orderbook/{instrument}``        ``?depth=N`` price levels per side, orders at the top
+``GET /trades/{instrument}``           ``?limit=N`` recent trades, newest first
+``GET /bars/{instrument}``             recent final bars and the open bar, with every SMA
+``GET /profit/{instrument}``           window profit of the open and the last closed bar
+``GET /accounts/{account}``            positions and P&L marked to the last prices
+``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
+``DELETE /orders/{id}?instrument=X``   a CANCEL → 202
+``GET /stream``                        Server-Sent Events, ``?instrument=&account=``
+``GET /health``, ``GET /metrics``      readiness (503 until recovered), Prometheus text
+``GET /``                              the trader dashboard
+=====================================  ========================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from exchange_app.engine import InvalidOrder
+from exchange_app.engine.profit import window_profit
+from exchange_app.metrics import CONTENT_TYPE, Metrics
+from exchange_app.settings import Settings
+from exchange_app.wire import decode_order, dumps, encode_order, loads
+from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, pnl_record
+from tables.matching import MatchingState
+from tables.tape import TAPE_SIZE, TradeTape
+
+from .broadcast import Broadcaster, Event
+
+__all__ = ["ROUTED", "Api", "Services", "install"]
+
+ROUTED = "X-Exchange-Routed"
+STATIC = Path(__file__).parent / "static"
+INSTRUMENT = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
+ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+KEEPALIVE_SECONDS = 15.0
+
+
+def _order_id() -> int:
+    return secrets.randbits(52) or 1  # JSON-safe in JavaScript (< 2**53)
+
+
+@dataclass
+class Services:
+    """What the views read and do; the worker wires its tables and producer in."""
+
+    settings: Settings
+    matching: MatchingState
+    bars: BarsAnalytics
+    profits: ProfitAnalytics
+    ledger: PnlLedger
+    tape: TradeTape
+    broadcaster: Broadcaster
+    metrics: Metrics
+    publish: Callable[[str, bytes], Awaitable[None]]
+    #: base URL of the worker owning a key (``"instrument"``/``"account"``), ``None`` if this one
+    owner: Callable[[str, str], str | None] = lambda kind, key: None
+    #: base URLs of the other workers
+    peers: Callable[[], list[str]] = list
+    healthy: Callable[[], bool] = lambda: True
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    new_order_id: Callable[[], int] = _order_id
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda obj: dumps(obj).decode())
+
+
+def _error(status: int, *messages: str) -> web.Response:
+    return _json({"errors": list(messages)}, status=status)
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise web.HTTPBadRequest(
+            text=dumps(
+                {
+                    "errors": [
+                        f"{name}: expected a whole number from {low} to {high}, got {raw[:20]!r}"
+                    ]
+                }
+            ).decode(),
+            content_type="application/json",
+        )
+    return int(raw)
+
+
+class Api:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self._client: aiohttp.ClientSession | None = None
+
+    # -- routing --------------------------------------------------------------------------
+
+    async def _routed(
+        self,
+        request: web.Request,
+        kind: str,
+        key: str,
+        local: Callable[[], Awaitable[web.Response]],
+    ) -> web.Response:
+        if ROUTED not in request.headers:
+            owner = self.s.owner(kind, key)
+            if owner is not None:
+                return await self._proxy(request, owner)
+        return await local()
+
+    async def _proxy(self, request: web.Request, base: str) -> web.Response:
+        client = await self._session()
+        try:
+            async with client.get(
+                base.rstrip("/") + str(request.rel_url), headers={ROUTED: "1"}
+            ) as answer:
+                return web.Response(
+                    body=await answer.read(), status=answer.status, content_type=answer.content_type
+                )
+        except aiohttp.ClientError as exc:
+            return _error(503, f"the worker owning this key ({base}) did not answer: {exc}")
+
+    async def _session(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    def _books(self) -> MatchingState:
+        if self.s.matching.stale:
+            self.s.matching.rebuild()
+        return self.s.matching
+
+    def _known(self, instrument: str) -> bool:
+        return instrument in self._books().books or self.s.tape.head(instrument) is not None
+
+    def _instrument(self, request: web.Request) -> str:
+        instrument = request.match_info["instrument"]
+        if not INSTRUMENT.match(instrument):
+            raise web.HTTPBadRequest(
+                text=dumps(
+                    {"errors": [f"instrument: {instrument[:20]!r} is not an instrument symbol"]}
+                ).decode(),
+                content_type="application/json",
+            )
+        return instrument
+
+    # -- instruments ------------------------------------------------------------------------
+
+    def _local_instruments(self) -> list[dict[str, Any]]:
+        state = self._books()
+        rows = []
+        for instrument in sorted(state.books):
+            book = state.books[instrument]
+            head = self.s.tape.head(instrument) or {}
+            rows.append(
+                {
+                    "instrument": instrument,
+                    "last_price": head.get("last_price"),
+                    "volume": head.get("volume", Decimal(0)),
+                    "trades": head.get("trades", 0),
+                    "best_bid": book.best_bid(),
+                    "best_ask": book.best_ask(),
+                    "resting_orders": len(book),
+                }
+            )
+        return rows
+
+    async def all_instruments(self, request: web.Request | None = None) -> list[dict[str, Any]]:
+        rows = {row["instrument"]: row for row in self._local_instruments()}
+        if request is not None and (
+            ROUTED in request.headers or request.query.get("scope") == "local"
+        ):
+            return list(rows.values())
+        client = await self._session()
+        for peer in self.s.peers():
+            try:
+                async with client.get(
+                    f"{peer.rstrip('/')}/instruments?scope=local", headers={ROUTED: "1"}
+                ) as answer:
+                    for row in loads(await answer.read()).get("instruments", []):
+                        rows.setdefault(row["instrument"], row)
+            except (TimeoutError, aiohttp.ClientError, ValueError):
+                continue  # a worker that does not answer contributes nothing
+        return [rows[name] for name in sorted(rows)]
+
+    async def instruments(self, request: web.Request) -> web.Response:
+        return _json({"instruments": await self.all_instruments(request)})
+
+    # -- per instrument ------------------------------------------------------------------
+
+    async def orderbook(self, request: web.Request) -> web.Response:
+        instrument = self._instrument(request)
+        depth = _int_param(request, "depth", 10, 1, 1000)
+
+        async def local() -> web.Response:
+            book = self._books().books.get(instrument)
+            if book is None:
+                return _error(404, f"unknown instrument {instrument!r}")
+
+            def side(levels: Any) -> list[dict[str, Any]]:
+                return [
+                    {"price": lv.price, "quantity": lv.quantity, "orders": lv.count}
+                    for lv in levels
+                ]
+
+            def top(book_side: Any) -> list[dict[str, Any]]:
+                level = book_side.best()
+                if level is None:
+                    return []
+                return [
+                    {
+                        "id": r.order.id,
+                        "quantity": r.remaining,
+                        "account": r.order.account,
+                        "timestamp": r.order.timestamp.isoformat(),
+                    }
+                    for r in list(level.live_orders())[:10]
+                ]
+
+            return _json(
+                {
+                    "instrument": instrument,
+                    "best_bid": book.best_bid(),
+                    "best_ask": book.best_ask(),
+                    "bids": side(book.bids.depth(depth)),
+                    "asks": side(book.asks.depth(depth)),
+                    "top": {"bids": top(book.bids), "asks": top(book.asks)},
+                    "resting_orders": len(book),
+                    "next_seq": book.next_seq,
+                }
+            )
+
+        return await self._routed(request, "instrument", instrument, local)
+
+    async def trades(self, request: web.Request) -> web.Response:
+        instrument = self._instrument(request)
+        limit = _int_param(request, "limit", 50, 1, TAPE_SIZE)
+
+        async def local() -> web.Response:
+            if not self._known(instrument):
+                return _error(404, f"unknown instrument {instrument!r}")
+            return _json(
+                {"instrument": instrument, "trades": self.s.tape.recent(instrument, limit)}
+            )
+
+        return await self._routed(request, "instrument", instrument, local)
+
+    async def bars(self, request: web.Request) -> web.Response:
+        instrument = self._instrument(request)
+
+        async def local() -> web.Response:
+            if not self._known(instrument):
+                return _error(404, f"unknown instrument {instrument!r}")
+            window = self.s.bars.window(instrument)
+            current = window.open_bar
+            history = self.s.tape.history(
+                instrument, current.start.isoformat() if current else None
+            )
+            return _json(
+                {
+                    "instrument": instrument,
+                    "bar_seconds": self.s.settings.bar_seconds,
+                    "windows": list(self.s.settings.sma_bars),
+                    "bars": history,
+                    "open": None
+                    if current is None
+                    else self.s.bars.record(instrument, window, current, False),
+                }
+            )
+
+        return await self._routed(request, "instrument", instrument, local)
+
+    async def profit(self, request: web.Request) -> web.Response:
+        instrument = self._instrument(request)
+
+        async def local() -> web.Response:
+            if not self._known(instrument):
+                return _error(404, f"unknown instrument {instrument!r}")
+            window = self.s.profits.window(instrument)
+            n = self.s.settings.sma_bars[0]
+
+            def record(bar: Any) -> dict[str, Any] | None:
+                if bar is None:
+                    return None
+                figures = window_profit(window, bar, n)
+                return {
+                    "bar_start": bar.start.isoformat(),
+                    "opening_price": figures.opening_price,
+                    "closing_price": figures.closing_price,
+                    "profit": figures.profit,
+                }
+
+            return _json(
+                {
+                    "instrument": instrument,
+                    "window": n,
+                    "current": record(window.open_bar),
+                    "previous": record(window.closed[-1] if window.closed else None),
+                }
+            )
+
+        return await self._routed(request, "instrument", instrument, local)
+
+    # -- per account -------------------------------------------------------------------------
+
+    async def account(self, request: web.Request) -> web.Response:
+        account = request.match_info["account"]
+        if not ACCOUNT.match(account):
+            return _error(400, f"account: {account[:20]!r} is not an account name")
+
+        async def local() -> web.Response:
+            instruments = self.s.ledger.instruments(account)
+            if not instruments:
+                return _error(404, f"unknown account {account!r}")
+            prices = {row["instrument"]: row["last_price"] for row in await self.all_instruments()}
+            positions, totals = (
+                [],
+                {"realized": Decimal(0), "unrealized": Decimal(0), "total": Decimal(0)},
+            )
+            for instrument in instruments:
+                position = self.s.ledger.position(account, instrument)
+                mark = prices.get(instrument)
+                if mark is None:  # the instrument's owner did not answer: last own fill price
+                    mark = position.lots[-1].price if position.lots else Decimal(0)
+                record = pnl_record(account, instrument, position, Decimal(mark))
+                positions.append(record)
+                for key in totals:
+                    totals[key] += record[key]
+            return _json({"account": account, "positions": positions, **totals})
+
+        return await self._routed(request, "account", account, local)
+
+    # -- order entry -------------------------------------------------------------------------
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = loads(await request.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"body: not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _error(400, f"body: expected a JSON object, got {type(body).__name__}")
+        body.setdefault("id", self.s.new_order_id())
+        body.setdefault("order_timestamp", self.s.clock().isoformat())
+        try:
+            command = decode_order(body)
+        except InvalidOrder as exc:
+            return _error(400, *exc.reasons)
+        await self.s.publish(command.instrument, dumps(encode_order(command)))
+        return _json(
+            {"id": command.id, "instrument": command.instrument, "status": "SUBMITTED"}, 202
+        )
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        body = {
+            "action": "CANCEL",
+            "id": request.match_info["id"],
+            "instrument": request.query.get("instrument"),
+            "order_timestamp": self.s.clock().isoformat(),
+        }
+        try:
+            command = decode_order(body)
+        except InvalidOrder as exc:
+            return _error(400, *exc.reasons)
+        await self.s.publish(command.instrument, dumps(encode_order(command)))
+        return _json(
+            {"id": command.id, "instrument": command.instrument, "status": "CANCEL_SUBMITTED"}, 202
+        )
+
+    # -- live push ---------------------------------------------------------------------------
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        instrument = request.query.get("instrument") or None
+        account = request.query.get("account") or None
+        last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        broadcaster = self.s.broadcaster
+        queue = broadcaster.subscribe()  # before reading the ring: nothing falls in between
+        try:
+            await response.write(b"retry: 2000\n\n")
+            backlog = broadcaster.since(last)
+            sent: set[str] = set()
+            if backlog is None:
+                await response.write(b"event: reset\ndata: {}\n\n")
+                backlog = []
+            for old in backlog:
+                sent.add(old.id)
+                if old.matches(instrument, account):
+                    await response.write(old.encode())
+            while True:
+                try:
+                    event: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                if event is None:  # too slow: dropped; the client reconnects with its last id
+                    break
+                if event.id in sent:
+                    sent.discard(event.id)
+                    continue
+                if event.matches(instrument, account):
+                    await response.write(event.encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            broadcaster.unsubscribe(queue)
+        return response
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        if self.s.healthy():
+            return _json({"status": "ok"})
+        return _json({"status": "recovering"}, status=503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.s.metrics.text(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def dashboard(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+
+def install(application: web.Application, services: Services) -> Api:
+    """Add the exchange's routes to an aiohttp application."""
+    api = Api(services)
+    router = application.router
+    router.add_get("/instruments", api.instruments)
+    router.add_get("/orderbook/{instrument}", api.orderbook)
+    router.add_get("/trades/{instrument}", api.trades)
+    router.add_get("/bars/{instrument}", api.bars)
+    router.add_get("/profit/{instrument}", api.profit)
+    router.add_get("/accounts/{account}", api.account)
+    router.add_post("/orders", api.submit)
+    router.add_delete("/orders/{id}", api.cancel)
+    router.add_get("/stream", api.stream)
+    router.add_get("/health", api.health)
+    router.add_get("/metrics", api.metrics)
+    router.add_get("/", api.dashboard)
+    router.add_static("/static/", STATIC)
+    application.on_cleanup.append(lambda _: api.close())
+    return api
