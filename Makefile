@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## broker + worker + demo producer; Ctrl-C stops everything
 	$(BIN)/exchange up
 
-test: $(STAMP)  ## the whole suite: unit, agent, integration
+test: $(STAMP)  ## the whole suite: unit, agent, integration, browser
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: $(STAMP)

@@ -189,6 +189,55 @@ def bench(count: int, runs: int) -> None:
         click.echo(result.line())
 
 
+async def _stream_latency(url: str, count: int, instrument: str) -> list[float]:
+    import aiohttp
+
+    from .wire import loads
+
+    delays: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        stream = await session.get(f"{url}/stream?instrument={instrument}")
+        await asyncio.sleep(0.2)
+        for i in range(count):
+            for side in ("SELL", "BUY"):
+                order = {
+                    "instrument": instrument,
+                    "trxn_type": side,
+                    "quantity": 1,
+                    "price": 10 + i,
+                }
+                started = time.perf_counter()
+                async with session.post(f"{url}/orders", json=order) as response:
+                    response.raise_for_status()
+            while True:  # until this pair's trade arrives
+                line = await asyncio.wait_for(stream.content.readline(), 30)
+                if line.startswith(b"data: "):
+                    data = loads(line[6:])
+                    if data.get("price") == 10 + i and "trade_id" in data:
+                        delays.append(time.perf_counter() - started)
+                        break
+        stream.close()
+    return delays
+
+
+@main.command()
+@click.option("--url", default=None, help="A worker's web address (default: this machine's).")
+@click.option("--count", default=20, show_default=True)
+@click.option("--instrument", default="LATENCY", show_default=True)
+def latency(url: str | None, count: int, instrument: str) -> None:
+    """Measure order entry to trade on /stream: POST crossing orders, time the SSE event."""
+    import statistics
+
+    settings = get_settings()
+    url = (url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
+    delays = asyncio.run(_stream_latency(url, count, instrument))
+    ms = sorted(d * 1000 for d in delays)
+    click.echo(
+        f"{len(ms)} trades: POST of the crossing order -> trade event on /stream: "
+        f"median {statistics.median(ms):.1f} ms, min {ms[0]:.1f} ms, max {ms[-1]:.1f} ms"
+    )
+
+
 @main.command()
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default="export")
 def export(out: Path) -> None:

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description="The broker is the embedded Tansu: use short consumer-group timeouts "
         "(it joins a group only after half the session timeout). Set false on real Kafka.",
     )
+    fetch_max_wait_ms: int | None = Field(
+        None,
+        ge=1,
+        description="How long a fetch may wait for records; default 20 on the embedded broker "
+        "(it never answers a fetch early) and Faust's 1500 on Kafka.",
+    )
     app_id: str = Field("exchange", description="Faust app id: consumer group and topic prefix.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic the worker creates.")
     replication: int = Field(1, ge=1, description="Replication factor of created topics.")
@@ -89,6 +95,13 @@ class Settings(BaseSettings):
         if not value or any(n < 1 for n in value):
             raise ValueError(f"SMA windows must be positive bar counts, got {value!r}")
         return tuple(dict.fromkeys(value))  # the first window is the one profit uses
+
+    @property
+    def fetch_wait_ms(self) -> int | None:
+        """The fetch wait to use, ``None`` to keep the client's own."""
+        if self.fetch_max_wait_ms is not None:
+            return self.fetch_max_wait_ms
+        return 20 if self.embedded_broker else None
 
     @property
     def routed_topic(self) -> str:

@@ -7,6 +7,11 @@ a changelog early or raises ``ConsistencyError`` ("persisted offset is higher
 than the last offset"). Fetch responses carry the correct high watermark, so we
 ask for one byte at the reported end and take the larger of the two numbers.
 On a real Kafka cluster the two agree and the probe costs one short fetch.
+
+Tansu also answers a fetch only when its ``max_wait`` runs out, even if records
+arrive meanwhile (Kafka answers as soon as they do): with Faust's fixed 1.5 s
+every hop of the pipeline would wait that long. The worker's consumer takes
+``fetch_max_wait_ms`` from the settings instead.
 """
 
 from __future__ import annotations
@@ -56,6 +61,14 @@ async def true_end_offsets(client: Any, reported: Mapping[TP, int]) -> dict[TP, 
 
 
 class EndOffsetsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(getattr(self.app, "settings", None), "fetch_wait_ms", None)
+        if wait_ms is not None:
+            # Faust fixes fetch_max_wait_ms at 1500; aiokafka reads it when it starts.
+            consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
     async def _highwaters(self, partitions: Any) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:

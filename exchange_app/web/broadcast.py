@@ -96,9 +96,15 @@ class Broadcaster:
     def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         self.subscribers.discard(queue)
 
-    async def feed(self, bootstrap: list[str], topics: dict[str, str]) -> None:
+    async def feed(
+        self, bootstrap: list[str], topics: dict[str, str], fetch_wait_ms: int | None = None
+    ) -> None:
         """Publish every new record of ``topics`` (name -> event kind) until cancelled."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=fetch_wait_ms or 100,  # push latency: never sit on new events
+        )
         await consumer.start()
         try:
             tps = await self._assign_at_end(consumer, topics)

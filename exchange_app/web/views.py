@@ -36,7 +36,6 @@ from aiohttp import web
 from exchange_app.engine import InvalidOrder
 from exchange_app.engine.profit import window_profit
 from exchange_app.metrics import CONTENT_TYPE, Metrics
-from exchange_app.settings import Settings
 from exchange_app.wire import decode_order, dumps, encode_order, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, pnl_record
 from tables.matching import MatchingState
@@ -61,7 +60,6 @@ def _order_id() -> int:
 class Services:
     """What the views read and do; the worker wires its tables and producer in."""
 
-    settings: Settings
     matching: MatchingState
     bars: BarsAnalytics
     profits: ProfitAnalytics
@@ -280,8 +278,8 @@ class Api:
             return _json(
                 {
                     "instrument": instrument,
-                    "bar_seconds": self.s.settings.bar_seconds,
-                    "windows": list(self.s.settings.sma_bars),
+                    "bar_seconds": self.s.bars.bar_seconds,
+                    "windows": list(self.s.bars.windows),
                     "bars": history,
                     "open": None
                     if current is None
@@ -298,7 +296,7 @@ class Api:
             if not self._known(instrument):
                 return _error(404, f"unknown instrument {instrument!r}")
             window = self.s.profits.window(instrument)
-            n = self.s.settings.sma_bars[0]
+            n = self.s.profits.windows[0]
 
             def record(bar: Any) -> dict[str, Any] | None:
                 if bar is None:

@@ -73,7 +73,6 @@ metrics.lag_source = _lag
 
 def services() -> Services:
     return Services(
-        settings=settings,
         matching=state,
         bars=bars,
         profits=profits,
@@ -100,4 +99,5 @@ async def live_feed() -> None:
             settings.profit_topic: "profit",
             settings.pnl_topic: "pnl",
         },
+        settings.fetch_wait_ms,
     )

@@ -39,7 +39,7 @@ async function selectInstrument(instrument) {
 }
 
 async function loadBook() {
-  const book = await getJSON(`/orderbook/${state.instrument}?depth=12`);
+  const book = await getJSON(`/orderbook/${state.instrument}?depth=20`);
   const rows = Math.max(book.bids.length, book.asks.length);
   const body = $("#book tbody");
   body.replaceChildren();

@@ -1,0 +1,328 @@
+"""The HTTP API at the aiohttp level, over the real state adapters on plain dicts."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from exchange_app.metrics import Metrics
+from exchange_app.orderflow import seed_orders, stepping_clock
+from exchange_app.web import Broadcaster, Services, install
+from exchange_app.wire import decode_order, dumps, loads
+from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
+from tables.matching import MatchingState, Position, Source
+from tables.tape import TradeTape
+
+
+class Exchange:
+    """One worker's state, fed synchronously like the agents would."""
+
+    def __init__(self) -> None:
+        self.matching = MatchingState({}, "price-time")
+        self.bars = BarsAnalytics({}, 300, (2, 3))
+        self.profits = ProfitAnalytics({}, 300, (2, 3))
+        self.ledger = PnlLedger({})
+        self.tape = TradeTape({}, 300)
+        self.published: list[tuple[str, Any]] = []
+        self.offset = itertools.count()
+
+    def feed(self, orders: list[dict[str, Any]]) -> None:
+        for order in orders:
+            offset = next(self.offset)
+            for out in self.matching.handle(
+                decode_order(order), Source(0, offset), Position("o", 0, offset)
+            ):
+                if out.stream != "trades":
+                    continue
+                trade = loads(dumps(out.value))
+                self.tape.record_trade(trade)
+                for bar in self.bars.handle(trade):
+                    self.tape.record_bar(bar.value)
+                self.profits.handle(trade)
+                for fill in fills_of(trade):
+                    self.ledger.handle(fill)
+
+    def services(self, **overrides: Any) -> Services:
+        async def publish(key: str, raw: bytes) -> None:
+            self.published.append((key, loads(raw)))
+
+        return Services(
+            matching=self.matching,
+            bars=self.bars,
+            profits=self.profits,
+            ledger=self.ledger,
+            tape=self.tape,
+            broadcaster=overrides.pop("broadcaster", Broadcaster()),
+            metrics=Metrics(),
+            publish=publish,
+            **overrides,
+        )
+
+
+ORDERS = list(
+    itertools.islice(
+        seed_orders(clock=stepping_clock(step=20), seed=9, accounts=("alice", "bob")), 400
+    )
+)
+
+
+@pytest.fixture()
+async def exchange() -> Exchange:
+    exchange = Exchange()
+    exchange.feed(ORDERS)
+    return exchange
+
+
+async def serve(services: Services) -> TestClient:
+    application = web.Application()
+    install(application, services)
+    client = TestClient(TestServer(application))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture()
+async def client(exchange: Exchange) -> AsyncIterator[TestClient]:
+    client = await serve(exchange.services())
+    yield client
+    await client.close()
+
+
+async def get(client: TestClient, path: str, status: int = 200) -> Any:
+    response = await client.get(path)
+    assert response.status == status, await response.text()
+    return loads(await response.read())
+
+
+async def test_instruments_list_last_price_volume_and_best_prices(client, exchange) -> None:
+    rows = (await get(client, "/instruments"))["instruments"]
+    assert [r["instrument"] for r in rows] == ["INFY", "ONGC", "RIL", "TCS"]
+    tcs = rows[-1]
+    book = exchange.matching.books["TCS"]
+    assert (tcs["best_bid"], tcs["best_ask"]) == (book.best_bid(), book.best_ask())
+    assert tcs["last_price"] == exchange.tape.head("TCS")["last_price"] and tcs["volume"] > 0
+
+
+async def test_orderbook_aggregates_levels(client, exchange) -> None:
+    data = await get(client, "/orderbook/TCS?depth=3")
+    book = exchange.matching.books["TCS"]
+    assert len(data["bids"]) <= 3 and data["bids"][0]["price"] == book.best_bid()
+    assert data["asks"][0]["quantity"] == book.asks.best().quantity
+    assert sum(o["quantity"] for o in data["top"]["asks"]) == data["asks"][0]["quantity"]
+    assert [b["price"] for b in data["bids"]] == sorted(
+        (b["price"] for b in data["bids"]), reverse=True
+    )
+
+
+async def test_trades_newest_first_with_limit(client, exchange) -> None:
+    trades = (await get(client, "/trades/TCS?limit=5"))["trades"]
+    last = exchange.tape.head("TCS")["seq"]
+    assert [t["seq"] for t in trades] == list(range(last, last - 5, -1))
+
+
+async def test_bars_with_every_sma(client) -> None:
+    data = await get(client, "/bars/TCS")
+    assert data["windows"] == [2, 3] and data["bars"]
+    assert all(b["final"] for b in data["bars"]) and not data["open"]["final"]
+    assert set(data["open"]["sma"]) == {"2", "3"}
+    starts = [b["bar_start"] for b in data["bars"]] + [data["open"]["bar_start"]]
+    assert starts == sorted(starts)
+
+
+async def test_profit_of_open_and_last_closed_bar(client) -> None:
+    data = await get(client, "/profit/TCS")
+    current = data["current"]
+    assert current["profit"] == current["closing_price"] - current["opening_price"]
+    assert data["previous"]["bar_start"] < current["bar_start"]
+
+
+async def test_account_positions_marked_to_last_price(client, exchange) -> None:
+    data = await get(client, "/accounts/alice")
+    for position in data["positions"]:
+        mark = exchange.tape.head(position["instrument"])["last_price"]
+        assert position["mark_price"] == mark
+        assert position["total"] == position["realized"] + position["unrealized"]
+    assert data["total"] == sum(p["total"] for p in data["positions"])
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/orderbook/NOPE", 404, "unknown instrument"),
+        ("/trades/NOPE", 404, "unknown instrument"),
+        ("/bars/NOPE", 404, "unknown instrument"),
+        ("/profit/NOPE", 404, "unknown instrument"),
+        ("/accounts/nobody", 404, "unknown account"),
+        ("/orderbook/bad%20name", 400, "not an instrument symbol"),
+        ("/accounts/%F0%9F%92%B0", 400, "not an account name"),
+        ("/orderbook/TCS?depth=0", 400, "depth: expected a whole number"),
+        ("/orderbook/TCS?depth=abc", 400, "depth: expected a whole number"),
+        ("/trades/TCS?limit=100000", 400, "limit: expected a whole number"),
+    ],
+)
+async def test_json_errors(client, path: str, status: int, message: str) -> None:
+    data = await get(client, path, status)
+    assert message in data["errors"][0]
+
+
+SEED = {
+    "id": 1000001,
+    "instrument": "TCS",
+    "trxn_type": "BUY",
+    "quantity": 5.0,
+    "price": 15.0,
+    "order_timestamp": "2023/03/12, 23:48:37",
+}
+
+
+async def test_post_order_publishes_it_keyed_by_instrument(client, exchange) -> None:
+    response = await client.post("/orders", data=dumps(SEED))
+    assert response.status == 202
+    assert loads(await response.read()) == {
+        "id": 1000001,
+        "instrument": "TCS",
+        "status": "SUBMITTED",
+    }
+    key, order = exchange.published[-1]
+    assert key == "TCS" and decode_order(order) == decode_order(dumps(SEED))
+
+
+async def test_post_order_without_id_gets_one(client, exchange) -> None:
+    order = {k: v for k, v in SEED.items() if k not in ("id", "order_timestamp")}
+    answer = loads(await (await client.post("/orders", data=dumps(order))).read())
+    assert 0 < answer["id"] < 2**53 and exchange.published[-1][1]["id"] == answer["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reasons"),
+    [
+        (b"not json", ["body: not JSON"]),
+        (b"[1]", ["body: expected a JSON object"]),
+        (
+            dumps({**SEED, "trxn_type": "HOLD", "quantity": -1, "price": "NaN"}),
+            ["trxn_type:", "quantity:", "price:"],
+        ),
+    ],
+)
+async def test_post_invalid_order_lists_every_reason(client, exchange, body, reasons) -> None:
+    response = await client.post("/orders", data=body)
+    assert response.status == 400
+    errors = loads(await response.read())["errors"]
+    assert len(errors) == len(reasons) and all(
+        e.startswith(r) for e, r in zip(errors, reasons, strict=True)
+    )
+    assert not exchange.published
+
+
+async def test_delete_sends_a_cancel(client, exchange) -> None:
+    response = await client.delete("/orders/42?instrument=TCS")
+    assert response.status == 202
+    assert exchange.published[-1] == (
+        "TCS",
+        {
+            "action": "CANCEL",
+            "id": 42,
+            "instrument": "TCS",
+            "order_timestamp": exchange.published[-1][1]["order_timestamp"],
+        },
+    )
+    assert (await client.delete("/orders/42")).status == 400
+    assert (await client.delete("/orders/x?instrument=TCS")).status == 400
+
+
+async def test_health_metrics_and_dashboard(exchange) -> None:
+    healthy = {"value": False}
+    client = await serve(exchange.services(healthy=lambda: healthy["value"]))
+    try:
+        assert (await client.get("/health")).status == 503
+        healthy["value"] = True
+        assert (await client.get("/health")).status == 200
+        metrics = await (await client.get("/metrics")).text()
+        assert "exchange_orders_total" in metrics and "exchange_consumer_lag" in metrics
+        page = await client.get("/")
+        assert page.status == 200 and "Order ticket" in await page.text()
+        assert (await client.get("/static/dashboard.js")).status == 200
+    finally:
+        await client.close()
+
+
+async def read_events(response: Any, count: int) -> list[tuple[str, str, dict]]:
+    events: list[tuple[str, str, dict]] = []
+    fields: dict[str, str] = {}
+    while len(events) < count:
+        line = (await asyncio.wait_for(response.content.readline(), 5)).decode().rstrip("\n")
+        if not line:
+            if "data" in fields and "id" in fields:
+                events.append((fields["id"], fields["event"], loads(fields["data"])))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+async def test_stream_filters_and_resumes_from_last_event_id(exchange) -> None:
+    broadcaster = Broadcaster()
+    client = await serve(exchange.services(broadcaster=broadcaster))
+    try:
+        response = await client.get("/stream?instrument=TCS")
+        await asyncio.sleep(0.05)
+        broadcaster.publish("trade", {"instrument": "INFY", "seq": 1})
+        broadcaster.publish("trade", {"instrument": "TCS", "seq": 1, "buyer": "alice"})
+        broadcaster.publish("pnl", {"instrument": "TCS", "account": "alice"})
+        [(first_id, kind, data), (_, second_kind, _)] = await read_events(response, 2)
+        assert (kind, data["seq"], second_kind) == ("trade", 1, "pnl")
+        response.close()
+
+        # missed while disconnected, still in the ring: delivered on reconnect
+        broadcaster.publish("trade", {"instrument": "TCS", "seq": 2})
+        broadcaster.publish("bar", {"instrument": "TCS", "final": False})
+        again = await client.get("/stream?instrument=TCS", headers={"Last-Event-ID": first_id})
+        events = await read_events(again, 3)
+        assert [(k, d.get("seq")) for _, k, d in events] == [
+            ("pnl", None),
+            ("trade", 2),
+            ("bar", None),
+        ]
+        again.close()
+
+        alice = await client.get("/stream?account=alice")
+        await asyncio.sleep(0.05)
+        broadcaster.publish("trade", {"instrument": "RIL", "seller": "alice", "seq": 7})
+        broadcaster.publish("trade", {"instrument": "RIL", "seller": "bob", "seq": 8})
+        broadcaster.publish("order", {"instrument": "RIL", "account": "alice", "status": "FILLED"})
+        assert [k for _, k, _ in await read_events(alice, 2)] == ["trade", "order"]
+        alice.close()
+
+        unknown = await client.get("/stream", headers={"Last-Event-ID": "other-boot-5"})
+        assert b"event: reset" in await asyncio.wait_for(unknown.content.readuntil(b"reset"), 5)
+        unknown.close()
+    finally:
+        await client.close()
+
+
+async def test_views_are_answered_by_the_owner_of_the_key() -> None:
+    owner, other = Exchange(), Exchange()
+    owner.feed(ORDERS)
+    owner_client = await serve(owner.services())
+    base = str(owner_client.make_url("/")).rstrip("/")
+    client = await serve(other.services(owner=lambda kind, key: base, peers=lambda: [base]))
+    try:
+        for path in ("/orderbook/TCS", "/trades/TCS", "/bars/TCS", "/profit/TCS", "/accounts/bob"):
+            assert await get(client, path) == await get(owner_client, path)
+        assert await get(client, "/instruments") == await get(owner_client, "/instruments")
+        assert (await get(client, "/orderbook/NOPE", 404))["errors"]
+    finally:
+        await client.close()
+        await owner_client.close()
+
+
+def test_decimal_numbers_survive_the_json() -> None:
+    assert loads(dumps({"x": Decimal("0.1")}))["x"] == Decimal("0.1")
