@@ -13,7 +13,14 @@ from typing import Any
 
 from .wire import format_seed_time
 
-__all__ = ["INSTRUMENTS", "START_ID", "deep_book_orders", "seed_orders", "stepping_clock"]
+__all__ = [
+    "INSTRUMENTS",
+    "START_ID",
+    "deep_book_orders",
+    "mixed_orders",
+    "seed_orders",
+    "stepping_clock",
+]
 
 INSTRUMENTS = ("RIL", "INFY", "ONGC", "TCS")
 START_ID = 1_000_001
@@ -49,6 +56,48 @@ def seed_orders(
         }
         if accounts:
             order["account"] = rng.choice(accounts)
+        yield order
+        order_id += 1
+
+
+def mixed_orders(
+    *,
+    clock: Callable[[], datetime],
+    seed: int | None = None,
+    instruments: Sequence[str] = INSTRUMENTS,
+    start_id: int = START_ID,
+    accounts: Sequence[str] = ("alice", "bob", "carol", "dave", "erin"),
+) -> Iterator[dict[str, Any]]:
+    """Every order kind: GTC limits (60%), IOC (10%), FOK (10%), MARKET (8%) and
+    cancels of earlier orders (12%, some of them already filled), with accounts."""
+    rng = random.Random(seed)
+    order_id = start_id
+    sent: list[tuple[int, str]] = []
+    while True:
+        roll = rng.random()
+        if roll < 0.12 and sent:
+            victim, instrument = sent[rng.randrange(len(sent))]
+            yield {"action": "CANCEL", "id": victim, "instrument": instrument}
+            continue
+        instrument = rng.choice(instruments)
+        order: dict[str, Any] = {
+            "id": order_id,
+            "instrument": instrument,
+            "trxn_type": rng.choice(("BUY", "SELL")),
+            "quantity": rng.randint(1, 10),
+            "price": rng.randint(1000, 2000) / 100,
+            "order_timestamp": clock().isoformat(),
+            "account": rng.choice(accounts),
+        }
+        if roll < 0.20:
+            order["order_type"] = "MARKET"
+            del order["price"]
+        elif roll < 0.30:
+            order["time_in_force"] = "IOC"
+        elif roll < 0.40:
+            order["time_in_force"] = "FOK"
+        else:
+            sent.append((order_id, instrument))
         yield order
         order_id += 1
 

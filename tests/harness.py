@@ -56,9 +56,11 @@ class Worker:
         self.env = env
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+        self.ready_after: float | None = None  # seconds from start to "Ready", last start
 
     def start(self, timeout: float = 90.0) -> Worker:
         mark = self.log.stat().st_size if self.log.exists() else 0
+        began = time.monotonic()
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [FAUST, "-A", "exchange_app", "worker", "-l", "info"],
@@ -72,6 +74,7 @@ class Worker:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
             if b"[^Worker]: Ready" in self.log.read_bytes()[mark:]:
+                self.ready_after = time.monotonic() - began
                 return self
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready within {timeout} s:\n{self.tail()}")
@@ -159,14 +162,14 @@ def count_at_least(n: int) -> Callable[[list[Any]], bool]:
 
 
 def reference_outputs(
-    orders: Iterable[dict[str, Any] | bytes], policy: str = "price-time"
+    orders: Iterable[dict[str, Any] | bytes], policy: str = "price-time", state: Any = None
 ) -> list[Any]:
     """What a clean, uninterrupted run must produce, from the pure state adapter."""
     from exchange_app.engine import InvalidOrder
     from exchange_app.wire import decode_order
     from tables.matching import MatchingState, Position, Source
 
-    state = MatchingState({}, policy)
+    state = state if state is not None else MatchingState({}, policy)
     outputs: list[Any] = []
     for offset, value in enumerate(orders):
         try:
@@ -210,3 +213,41 @@ def reference_analytics(
 def latest(records: Iterable[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], dict[str, Any]]:
     """The last record per key (a topic's compacted view)."""
     return {tuple(r[k] for k in key): r for r in records}
+
+
+def book_levels(book: Any) -> dict[str, list[list[Any]]]:
+    """An order book's levels as ``/orderbook`` shows them: [price, quantity, orders]."""
+    return {
+        side: [[level.price, level.quantity, level.count] for level in getattr(book, side).depth()]
+        for side in ("bids", "asks")
+    }
+
+
+def trades_in(outputs: Iterable[Any]) -> list[dict[str, Any]]:
+    """The trades among outputs, as a consumer reads them (JSON round trip)."""
+    return [loads(dumps(o.value)) for o in outputs if o.stream == "trades"]
+
+
+#: what identifies one analytics record, so that re-sent copies count once
+RECORD_IDENTITY = {
+    "sma": ("instrument", "bar_start", "last_seq", "final"),
+    "profit": ("instrument", "bar_start", "last_seq", "final"),
+    "pnl": ("account", "instrument", "seq", "position"),
+}
+
+
+def distinct(name: str, records: Iterable[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    return {tuple(r[k] for k in RECORD_IDENTITY[name]) for r in records}
+
+
+async def consume_analytics(
+    env: dict[str, str], expected: dict[str, list[dict[str, Any]]], timeout: float = 120
+) -> dict[str, list[dict[str, Any]]]:
+    """Read sma, profit and pnl until every expected record arrived (copies aside)."""
+    got = {}
+    for name, rows in expected.items():
+        want = len(distinct(name, rows))
+        got[name] = await consume(
+            env, name, until=lambda r, n=name, w=want: len(distinct(n, r)) >= w, timeout=timeout
+        )
+    return got

@@ -15,6 +15,7 @@ from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.settings import Settings
 from tests.harness import (
     consume,
+    consume_analytics,
     count_at_least,
     exchange_env,
     latest,
@@ -39,13 +40,6 @@ def settings_of(env: dict[str, str]) -> Settings:
     )
 
 
-async def analytics_of(env: dict[str, str], expected: dict[str, list]) -> dict[str, list]:
-    return {
-        name: await consume(env, name, until=count_at_least(len(records)))
-        for name, records in expected.items()
-    }
-
-
 async def test_orders_to_analytics_and_replay_under_a_new_app_id(
     broker, env, tmp_path: Path, start_worker
 ) -> None:
@@ -62,7 +56,7 @@ async def test_orders_to_analytics_and_replay_under_a_new_app_id(
 
     start_worker(env, "first")
     await produce(env, orders)
-    got = await analytics_of(env, expected)
+    got = await consume_analytics(env, expected)
 
     # every figure equals the clean computation (copies, if any, are identical)
     for name, key in (
@@ -105,7 +99,7 @@ async def test_orders_to_analytics_and_replay_under_a_new_app_id(
         broker.url, tmp_path / "replay", EXCHANGE_ORDERS_TOPIC=topic(env, "orders")
     )
     start_worker(replay, "replay")
-    again = await analytics_of(replay, expected)
+    again = await consume_analytics(replay, expected)
     for name, key in (
         ("sma", ("instrument", "bar_start")),
         ("profit", ("instrument", "bar_start")),
