@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from exchange_app.orderflow import mixed_orders, seed_orders, stepping_clock
+from exchange_app.wire import loads
 from tables.matching import MatchingState
 from tests.harness import (
     Worker,
@@ -94,14 +95,12 @@ async def test_sigkill_at_random_moments_loses_and_changes_nothing(env, tmp_path
                     f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/orderbook/{instrument}?depth=1000"
                 )
                 async with session.get(url) as response:
-                    view = await response.json(content_type=None)
-                levels = {side: [[l["price"], l["quantity"], l["orders"]] for l in view[side]]
-                          for side in ("bids", "asks")}  # fmt: skip
-                expected_levels = book_levels(book)
-                assert {s: [[float(x) for x in lv] for lv in levels[s]] for s in levels} == {
-                    s: [[float(x) for x in lv] for lv in expected_levels[s]]
-                    for s in expected_levels
-                }, instrument
+                    view = loads(await response.read())
+                shown = {
+                    side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
+                    for side in ("bids", "asks")
+                }
+                assert shown == book_levels(book), instrument
     finally:
         worker.stop()
 
