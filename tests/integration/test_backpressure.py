@@ -1,0 +1,81 @@
+"""A producer far faster than the worker: lag grows, memory stays bounded, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from exchange_app.orderflow import seed_orders, stepping_clock
+from exchange_app.routing import home_partition
+from tests.harness import consume, produce, reference_outputs, trades_by_id, trades_in
+
+pytestmark = pytest.mark.integration
+
+INSTRUMENTS = [
+    next(f"B{i}" for i in range(1000) if home_partition(f"B{i}", 4) == p) for p in range(4)
+]
+ORDERS = 25_000
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+async def lag(session: aiohttp.ClientSession, port: str) -> int:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return sum(
+        int(float(v)) for v in re.findall(r"^exchange_consumer_lag\{[^}]*\} (\S+)$", text, re.M)
+    )
+
+
+async def test_a_flood_is_absorbed_with_bounded_memory(env, start_worker) -> None:
+    orders = list(
+        itertools.islice(
+            seed_orders(clock=stepping_clock(step=0.1), seed=77, instruments=INSTRUMENTS), ORDERS
+        )
+    )
+    expected = trades_by_id(trades_in(reference_outputs(orders)))
+    worker = start_worker(env)
+    pid = worker.process.pid
+    samples: list[tuple[float, float, int]] = []  # (seconds, RSS MiB, lag)
+    started = time.monotonic()
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        async with aiohttp.ClientSession() as session:
+            while not done.is_set():
+                try:
+                    behind = await lag(session, env["EXCHANGE_WEB_PORT"])
+                except aiohttp.ClientError:
+                    behind = -1
+                samples.append((time.monotonic() - started, rss_mib(pid), behind))
+                await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    await produce(env, orders)  # as fast as one producer goes
+    produced = time.monotonic() - started
+    records = await consume(
+        env, "trades", until=lambda r: len(trades_by_id(r)) >= len(expected), timeout=600
+    )
+    done.set()
+    await sampler
+    drained = time.monotonic() - started
+
+    assert trades_by_id(records) == expected
+    assert worker.process.poll() is None
+    rss = [s[1] for s in samples]
+    peak_lag = max(s[2] for s in samples)
+    assert peak_lag > 1_000, "the producer did not outrun the worker"
+    print(
+        f"\nbackpressure: {ORDERS} orders produced in {produced:.1f} s, processed by "
+        f"{drained:.1f} s ({ORDERS / drained:,.0f} orders/s); peak lag {peak_lag:,} messages; "
+        f"worker RSS start {rss[0]:.0f} MiB, peak {max(rss):.0f} MiB, end {rss[-1]:.0f} MiB"
+    )
