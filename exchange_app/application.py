@@ -17,13 +17,15 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.exceptions import ConsistencyError
 from faust.types import TransportT
 from faust.types.web import Web
 
 from . import codec  # noqa: F401  (registers the exjson codec)
 from .broker.admin import ensure_topics
-from .broker.epoch import broker_epoch, reconcile_local_state
+from .broker.epoch import EPOCH_FILE, broker_epoch, reconcile_local_state
 from .broker.offsets import Transport
+from .broker.watch import EX_TEMPFAIL, BrokerLost, request_restart
 from .settings import Settings, get_settings
 
 __all__ = ["ExchangeApp", "app", "create_app", "faust_options"]
@@ -35,6 +37,8 @@ class ExchangeApp(faust.App):
     """``faust.App`` with the end-offset fix and the broker-epoch check of ``broker/``."""
 
     settings: Settings
+    #: the broker epoch this worker's local state belongs to (set at start)
+    broker_epoch: str | None = None
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -49,6 +53,20 @@ class ExchangeApp(faust.App):
         from .web.wiring import services
 
         install(web.web_app, services())  # type: ignore[attr-defined]
+
+    def _crash(self, reason: BaseException) -> None:
+        super()._crash(reason)
+        if isinstance(reason, ConsistencyError):
+            # Local tables are ahead of their changelogs: the broker lost data.
+            log.error(
+                "Local state is ahead of the broker's changelogs (%s). Stopping with exit "
+                "code %s; the next start discards the local tables and restores them.",
+                reason.__class__.__name__,
+                EX_TEMPFAIL,
+            )
+            request_restart(self.conf.appdir / EPOCH_FILE)
+        elif isinstance(reason, BrokerLost):
+            request_restart()
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -72,6 +90,7 @@ class ExchangeApp(faust.App):
             replication=self.settings.replication,
         )
         reconcile_local_state(epoch, self.conf.appdir, self.conf.tabledir)
+        self.broker_epoch = epoch
 
     async def _ensure_topics_when_reachable(
         self, settings: Settings, wait: float = 60.0

@@ -177,6 +177,38 @@ def up(procfile: str | None) -> None:
     sys.exit(manager.returncode)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
+def worker(faust_args: tuple[str, ...]) -> None:
+    """Run ``faust -A exchange_app worker -l info``, again whenever it exits with 75.
+
+    75 means the memory-only broker lost its topics (see ``broker/watch.py``);
+    any other exit ends this command with the worker's exit code.
+    """
+    import subprocess
+
+    from .broker.watch import EX_TEMPFAIL
+
+    command = [str(Path(sys.executable).with_name("faust")), "-A", "exchange_app", "worker"]
+    command += list(faust_args) or ["-l", "info"]
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, frame: Any) -> None:
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        child = subprocess.Popen(command)
+        code = child.wait()
+        if code != EX_TEMPFAIL:
+            sys.exit(code)
+        click.echo(
+            "exchange worker: the broker lost its topics; starting the worker again", err=True
+        )
+
+
 @main.command()
 @click.option("--orders", "count", default=200_000, show_default=True)
 @click.option("--runs", default=5, show_default=True)

@@ -20,6 +20,7 @@ from exchange_app.wire import dumps, loads
 
 ROOT = Path(__file__).resolve().parent.parent
 FAUST = str(Path(sys.executable).with_name("faust"))
+EXCHANGE = str(Path(sys.executable).with_name("exchange"))
 
 
 def exchange_env(broker_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
@@ -52,9 +53,10 @@ def bootstrap(env: dict[str, str]) -> str:
 class Worker:
     """``faust -A exchange_app worker`` as a child process with its log in a file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, command: list[str] | None = None) -> None:
         self.env = env
         self.log = log
+        self.command = command or [FAUST, "-A", "exchange_app", "worker", "-l", "info"]
         self.process: subprocess.Popen[bytes] | None = None
         self.ready_after: float | None = None  # seconds from start to "Ready", last start
 
@@ -63,7 +65,7 @@ class Worker:
         began = time.monotonic()
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [FAUST, "-A", "exchange_app", "worker", "-l", "info"],
+                self.command,
                 env=self.env,
                 cwd=ROOT,
                 stdout=out,
@@ -92,6 +94,18 @@ class Worker:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def wait_for(self, text: str, after: int = 0, timeout: float = 90.0) -> int:
+        """Wait until the log holds ``text`` past byte ``after``; return where it ends."""
+        deadline = time.monotonic() + timeout
+        needle = text.encode()
+        while time.monotonic() < deadline:
+            data = self.log.read_bytes()
+            found = data.find(needle, after)
+            if found >= 0:
+                return found + len(needle)
+            time.sleep(0.2)
+        raise TimeoutError(f"{text!r} not in the log within {timeout} s:\n{self.tail()}")
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -27,7 +27,7 @@ from aiokafka.structs import TopicPartition
 from .admin import ensure_topics
 from .offsets import true_end_offsets
 
-__all__ = ["BrokerEpochError", "broker_epoch", "reconcile_local_state"]
+__all__ = ["EPOCH_FILE", "BrokerEpochError", "broker_epoch", "reconcile_local_state"]
 
 log = logging.getLogger(__name__)
 EPOCH_FILE = "broker-epoch"
@@ -104,8 +104,9 @@ def reconcile_local_state(epoch: str, state_dir: Path, tabledir: Path) -> bool:
         discarded = True
     elif recorded is None and tabledir.exists() and any(tabledir.iterdir()):
         log.warning(
-            "Local tables in %s have no recorded broker epoch; discarding them so that "
-            "they are rebuilt from the broker's changelogs.",
+            "Local tables in %s have no recorded broker epoch (they were found ahead of "
+            "the broker, or predate this check). Discarding the local tables; they are "
+            "rebuilt from the broker's changelogs.",
             tabledir,
         )
         shutil.rmtree(tabledir, ignore_errors=True)

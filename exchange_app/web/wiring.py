@@ -10,6 +10,7 @@ from faust.web.drivers import aiohttp as faust_aiohttp
 from exchange_app.agents.analytics import bars, ledger, profits, tape
 from exchange_app.agents.matching import state
 from exchange_app.application import app
+from exchange_app.broker.watch import check_broker_epoch
 from exchange_app.metrics import metrics
 from exchange_app.topics import orders
 from tables.declarations import matching_table, positions_table
@@ -17,7 +18,7 @@ from tables.declarations import matching_table, positions_table
 from .broadcast import Broadcaster
 from .views import Services
 
-__all__ = ["ExchangeWeb", "broadcaster", "live_feed", "services"]
+__all__ = ["ExchangeWeb", "broadcaster", "live_feed", "services", "watch_broker"]
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -85,6 +86,12 @@ def services() -> Services:
         peers=_peers,
         healthy=_healthy,
     )
+
+
+@app.timer(interval=5.0)
+async def watch_broker() -> None:
+    """Stop for a restart when the memory-only broker lost its topics (``broker/watch.py``)."""
+    await check_broker_epoch(app)
 
 
 @app.task

@@ -12,7 +12,15 @@ from aiokafka.structs import TopicPartition
 
 from exchange_app.broker import EmbeddedBroker, free_port, true_end_offsets
 from exchange_app.orderflow import seed_orders, stepping_clock
-from tests.harness import Worker, consume, count_at_least, exchange_env, produce, reference_outputs
+from tests.harness import (
+    EXCHANGE,
+    Worker,
+    consume,
+    count_at_least,
+    exchange_env,
+    produce,
+    reference_outputs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +74,33 @@ async def test_worker_recovers_when_the_broker_lost_its_topics(tmp_path: Path) -
     log = worker.text()
     assert "lost its topics" in log and "Discarding the local tables" in log
     assert "ConsistencyError" not in log and "Traceback" not in log
+
+
+async def test_running_worker_comes_back_when_the_broker_restarts_empty(tmp_path: Path) -> None:
+    port = free_port()
+    orders = list(itertools.islice(seed_orders(clock=stepping_clock(), seed=4), 300))
+    expected = sum(1 for o in reference_outputs(orders) if o.stream == "trades")
+    log = tmp_path / "supervised.log"
+    first = EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker1.log").start()
+    env = exchange_env(first.url, tmp_path / "data")
+    worker = Worker(env, log, command=[EXCHANGE, "worker", "-l", "info"])
+    try:
+        worker.start()
+        await produce(env, orders)
+        await consume(env, "trades", until=count_at_least(expected))
+        first.stop()  # the worker keeps running while the broker is gone...
+        with EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker2.log"):
+            # ...notices the empty broker, stops cleanly and is started again, once
+            mark = worker.wait_for("starting the worker again")
+            worker.wait_for("[^Worker]: Ready", after=mark)
+            await produce(env, orders)  # offsets start at 0 again: must not be skipped
+            trades = await consume(env, "trades", until=count_at_least(expected))
+            assert len(trades) == expected and trades[0]["seq"] == 1
+            assert worker.process is not None and worker.process.poll() is None
+    finally:
+        worker.stop()
+        first.stop()
+    text = worker.text()
+    assert text.count("starting the worker again") == 1
+    assert "lost its topics" in text or "ahead of the broker's changelogs" in text
+    assert "Discarding the local tables" in text
