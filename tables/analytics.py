@@ -78,11 +78,14 @@ def _trade_mark(trade: dict[str, Any]) -> tuple[datetime, Decimal, Decimal, int]
     )
 
 
-# -- bars and SMA ---------------------------------------------------------------------
+# -- bars and SMA, window profit ------------------------------------------------------
 
 
-class BarsAnalytics:
-    """Trades of an instrument → bar updates with one SMA per window (``sma`` records)."""
+class _BarAnalytics:
+    """Shared by the per-instrument bar computations: a :class:`BarWindow` per
+    instrument under ``<prefix>:<instrument>``, advanced once per trade ``seq``."""
+
+    prefix = ""
 
     def __init__(
         self, table: MutableMapping[str, Any], bar_seconds: int, windows: tuple[int, ...]
@@ -98,13 +101,26 @@ class BarsAnalytics:
         def step(stored: Any) -> tuple[Any, list[Output]]:
             window = _decode_window(stored, self.bar_seconds, self.windows)
             window, updates = window.apply(moment, price, quantity, seq)
-            outputs = [
-                Output(SMA, instrument, self.record(instrument, window, bar, final))
-                for bar, final in updates
-            ]
+            outputs = [self.output(instrument, window, bar, final) for bar, final in updates]
             return _encode_window(window), outputs
 
-        return self.state.apply(f"b:{instrument}", [seq, 0], step)
+        return self.state.apply(f"{self.prefix}:{instrument}", [seq, 0], step)
+
+    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
+        raise NotImplementedError
+
+    def window(self, instrument: str) -> BarWindow:
+        stored = self.state.state(f"{self.prefix}:{instrument}")
+        return _decode_window(stored, self.bar_seconds, self.windows)
+
+
+class BarsAnalytics(_BarAnalytics):
+    """Trades of an instrument → bar updates with one SMA per window (``sma`` records)."""
+
+    prefix = "b"
+
+    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
+        return Output(SMA, instrument, self.record(instrument, window, bar, final))
 
     def record(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> dict[str, Any]:
         return {
@@ -125,51 +141,29 @@ class BarsAnalytics:
             "last_seq": bar.last_seq,
         }
 
-    def window(self, instrument: str) -> BarWindow:
-        return _decode_window(self.state.state(f"b:{instrument}"), self.bar_seconds, self.windows)
 
-
-class ProfitAnalytics:
+class ProfitAnalytics(_BarAnalytics):
     """Trades of an instrument → the original window profit per bar (``profit`` records).
 
     Uses the first configured SMA window.
     """
 
-    def __init__(
-        self, table: MutableMapping[str, Any], bar_seconds: int, windows: tuple[int, ...]
-    ) -> None:
-        self.state = SequencedState(table)
-        self.bar_seconds = bar_seconds
-        self.windows = windows
+    prefix = "w"
 
-    def handle(self, trade: dict[str, Any]) -> list[Output]:
-        instrument = trade["instrument"]
-        moment, price, quantity, seq = _trade_mark(trade)
+    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
         n = self.windows[0]
-
-        def step(stored: Any) -> tuple[Any, list[Output]]:
-            window = _decode_window(stored, self.bar_seconds, self.windows)
-            window, updates = window.apply(moment, price, quantity, seq)
-            outputs = []
-            for bar, final in updates:
-                figures = window_profit(window, bar, n)
-                record = {
-                    "instrument": instrument,
-                    "bar_start": bar.start.isoformat(),
-                    "window": n,
-                    "opening_price": figures.opening_price,
-                    "closing_price": figures.closing_price,
-                    "profit": figures.profit,
-                    "final": final,
-                    "last_seq": bar.last_seq,
-                }
-                outputs.append(Output(PROFIT, instrument, record))
-            return _encode_window(window), outputs
-
-        return self.state.apply(f"w:{instrument}", [seq, 0], step)
-
-    def window(self, instrument: str) -> BarWindow:
-        return _decode_window(self.state.state(f"w:{instrument}"), self.bar_seconds, self.windows)
+        figures = window_profit(window, bar, n)
+        record = {
+            "instrument": instrument,
+            "bar_start": bar.start.isoformat(),
+            "window": n,
+            "opening_price": figures.opening_price,
+            "closing_price": figures.closing_price,
+            "profit": figures.profit,
+            "final": final,
+            "last_seq": bar.last_seq,
+        }
+        return Output(PROFIT, instrument, record)
 
 
 # -- P&L -------------------------------------------------------------------------------

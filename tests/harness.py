@@ -265,3 +265,42 @@ async def consume_analytics(
             env, name, until=lambda r, n=name, w=want: len(distinct(n, r)) >= w, timeout=timeout
         )
     return got
+
+
+ANALYTICS_KEYS = {
+    "sma": ("instrument", "bar_start"),
+    "profit": ("instrument", "bar_start"),
+    "pnl": ("account", "instrument"),
+}
+
+
+def reference_run(orders: list[dict[str, Any]]) -> tuple[Any, dict[str, Any], dict[str, list[Any]]]:
+    """An uninterrupted run of ``orders``: the matching state, trades by id, analytics."""
+    from tables.matching import MatchingState
+
+    state = MatchingState({}, "price-time")
+    trades = trades_in(reference_outputs(orders, state=state))
+    ordered = sorted(trades, key=lambda t: (t["instrument"], t["seq"]))
+    return state, trades_by_id(trades), reference_analytics(ordered)
+
+
+def assert_same_analytics(got: dict[str, list[Any]], expected: dict[str, list[Any]]) -> None:
+    """The final figure of every key equals the reference's."""
+    for name, key in ANALYTICS_KEYS.items():
+        assert latest(got[name], *key) == latest(expected[name], *key), name
+
+
+async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
+    """Every book, as ``/orderbook`` on that worker shows it, equals the reference's."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for instrument, book in books.items():
+            url = f"http://127.0.0.1:{port}/orderbook/{instrument}?depth=1000"
+            async with session.get(url) as response:
+                view = loads(await response.read())
+            shown = {
+                side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
+                for side in ("bids", "asks")
+            }
+            assert shown == book_levels(book), (port, instrument)

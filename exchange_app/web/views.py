@@ -360,14 +360,7 @@ class Api:
             return _error(400, f"body: expected a JSON object, got {type(body).__name__}")
         body.setdefault("id", self.s.new_order_id())
         body.setdefault("order_timestamp", self.s.clock().isoformat())
-        try:
-            command = decode_order(body)
-        except InvalidOrder as exc:
-            return _error(400, *exc.reasons)
-        await self.s.publish(command.instrument, dumps(encode_order(command)))
-        return _json(
-            {"id": command.id, "instrument": command.instrument, "status": "SUBMITTED"}, 202
-        )
+        return await self._publish(body, "SUBMITTED")
 
     async def cancel(self, request: web.Request) -> web.Response:
         body = {
@@ -376,14 +369,16 @@ class Api:
             "instrument": request.query.get("instrument"),
             "order_timestamp": self.s.clock().isoformat(),
         }
+        return await self._publish(body, "CANCEL_SUBMITTED")
+
+    async def _publish(self, body: dict[str, Any], status: str) -> web.Response:
+        """Validate like the order stream does, then publish keyed by instrument."""
         try:
             command = decode_order(body)
         except InvalidOrder as exc:
             return _error(400, *exc.reasons)
         await self.s.publish(command.instrument, dumps(encode_order(command)))
-        return _json(
-            {"id": command.id, "instrument": command.instrument, "status": "CANCEL_SUBMITTED"}, 202
-        )
+        return _json({"id": command.id, "instrument": command.instrument, "status": status}, 202)
 
     # -- live push ---------------------------------------------------------------------------
 

@@ -15,23 +15,18 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from exchange_app.orderflow import mixed_orders, seed_orders, stepping_clock
-from exchange_app.wire import loads
-from tables.matching import MatchingState
 from tests.harness import (
     Worker,
-    book_levels,
+    assert_same_analytics,
+    assert_same_books,
     consume,
     consume_analytics,
-    latest,
     produce,
-    reference_analytics,
-    reference_outputs,
+    reference_run,
     trades_by_id,
-    trades_in,
 )
 
 pytestmark = pytest.mark.integration
@@ -50,12 +45,7 @@ def order_log() -> list[dict]:
 
 async def test_sigkill_at_random_moments_loses_and_changes_nothing(env, tmp_path: Path) -> None:
     orders = order_log()
-    reference = MatchingState({}, "price-time")
-    expected_trades = trades_in(reference_outputs(orders, state=reference))
-    expected = trades_by_id(expected_trades)
-    analytics = reference_analytics(
-        sorted(expected_trades, key=lambda t: (t["instrument"], t["seq"]))
-    )
+    reference, expected, analytics = reference_run(orders)
 
     rng = random.Random(7)
     worker = Worker(env, tmp_path / "worker.log")
@@ -81,26 +71,8 @@ async def test_sigkill_at_random_moments_loses_and_changes_nothing(env, tmp_path
             seqs = sorted(t["seq"] for t in trades.values() if t["instrument"] == instrument)
             assert seqs == list(range(1, len(seqs) + 1))
 
-        got = await consume_analytics(env, analytics, timeout=300)
-        for name, key in (
-            ("sma", ("instrument", "bar_start")),
-            ("profit", ("instrument", "bar_start")),
-            ("pnl", ("account", "instrument")),
-        ):
-            assert latest(got[name], *key) == latest(analytics[name], *key), name
-
-        async with aiohttp.ClientSession() as session:
-            for instrument, book in reference.books.items():
-                url = (
-                    f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/orderbook/{instrument}?depth=1000"
-                )
-                async with session.get(url) as response:
-                    view = loads(await response.read())
-                shown = {
-                    side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
-                    for side in ("bids", "asks")
-                }
-                assert shown == book_levels(book), instrument
+        assert_same_analytics(await consume_analytics(env, analytics, timeout=300), analytics)
+        await assert_same_books(env["EXCHANGE_WEB_PORT"], reference.books)
     finally:
         worker.stop()
 

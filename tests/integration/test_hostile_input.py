@@ -191,7 +191,7 @@ async def test_bad_messages_are_all_accounted_for(env, start_worker) -> None:
 def order_id_of(raw: bytes) -> Any:
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         return None
     return data.get("id") if isinstance(data, dict) else None
 

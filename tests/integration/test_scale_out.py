@@ -6,25 +6,20 @@ import asyncio
 import itertools
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from exchange_app.orderflow import mixed_orders, seed_orders, stepping_clock
 from exchange_app.routing import home_partition
-from exchange_app.wire import loads
-from tables.matching import MatchingState
 from tests.harness import (
     Worker,
-    book_levels,
+    assert_same_analytics,
+    assert_same_books,
     consume,
     consume_analytics,
     exchange_env,
-    latest,
     produce,
-    reference_analytics,
-    reference_outputs,
+    reference_run,
     trades_by_id,
-    trades_in,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,12 +43,7 @@ def order_log() -> list[dict]:
 
 async def test_workers_join_and_leave_while_orders_flow(broker, tmp_path: Path, workers) -> None:
     orders = order_log()
-    reference = MatchingState({}, "price-time")
-    expected_trades = trades_in(reference_outputs(orders, state=reference))
-    expected = trades_by_id(expected_trades)
-    analytics = reference_analytics(
-        sorted(expected_trades, key=lambda t: (t["instrument"], t["seq"]))
-    )
+    reference, expected, analytics = reference_run(orders)
 
     base = exchange_env(broker.url, tmp_path / "w0")
     port = int(base["EXCHANGE_WEB_PORT"])
@@ -82,28 +72,9 @@ async def test_workers_join_and_leave_while_orders_flow(broker, tmp_path: Path, 
     )
     trades = trades_by_id(records)
     assert trades == expected
-    got = await consume_analytics(base, analytics, timeout=300)
-    for name, key in (
-        ("sma", ("instrument", "bar_start")),
-        ("profit", ("instrument", "bar_start")),
-        ("pnl", ("account", "instrument")),
-    ):
-        assert latest(got[name], *key) == latest(analytics[name], *key), name
-
-    # the books, asked of either remaining worker, equal the reference's
-    async with aiohttp.ClientSession() as session:
-        for env in envs[1:]:
-            for instrument, book in reference.books.items():
-                url = (
-                    f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/orderbook/{instrument}?depth=1000"
-                )
-                async with session.get(url) as response:
-                    view = loads(await response.read())
-                shown = {
-                    side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
-                    for side in ("bids", "asks")
-                }
-                assert shown == book_levels(book), (env["EXCHANGE_WEB_PORT"], instrument)
+    assert_same_analytics(await consume_analytics(base, analytics, timeout=300), analytics)
+    for env in envs[1:]:  # either remaining worker shows every book
+        await assert_same_books(env["EXCHANGE_WEB_PORT"], reference.books)
     resent = len(records) - len(trades)
     print(f"\nscale-out: {len(orders)} orders, 2 -> 3 -> 2 workers, {len(trades)} trades, "
           f"0 lost, {resent} re-sent duplicates dropped")  # fmt: skip
