@@ -251,50 +251,44 @@ class Api:
 
         return await self._routed(request, "instrument", instrument, local)
 
-    async def trades(self, request: web.Request) -> web.Response:
+    async def _tape_view(
+        self, request: web.Request, answer: Callable[[str], dict[str, Any]]
+    ) -> web.Response:
+        """A view of one instrument's trade-derived state, answered by its owner."""
         instrument = self._instrument(request)
-        limit = _int_param(request, "limit", 50, 1, TAPE_SIZE)
 
         async def local() -> web.Response:
             if not self._known(instrument):
                 return _error(404, f"unknown instrument {instrument!r}")
-            return _json(
-                {"instrument": instrument, "trades": self.s.tape.recent(instrument, limit)}
-            )
+            return _json({"instrument": instrument, **answer(instrument)})
 
         return await self._routed(request, "instrument", instrument, local)
+
+    async def trades(self, request: web.Request) -> web.Response:
+        limit = _int_param(request, "limit", 50, 1, TAPE_SIZE)
+        return await self._tape_view(
+            request, lambda instrument: {"trades": self.s.tape.recent(instrument, limit)}
+        )
 
     async def bars(self, request: web.Request) -> web.Response:
-        instrument = self._instrument(request)
-
-        async def local() -> web.Response:
-            if not self._known(instrument):
-                return _error(404, f"unknown instrument {instrument!r}")
+        def answer(instrument: str) -> dict[str, Any]:
             window = self.s.bars.window(instrument)
             current = window.open_bar
-            history = self.s.tape.history(
-                instrument, current.start.isoformat() if current else None
-            )
-            return _json(
-                {
-                    "instrument": instrument,
-                    "bar_seconds": self.s.bars.bar_seconds,
-                    "windows": list(self.s.bars.windows),
-                    "bars": history,
-                    "open": None
-                    if current is None
-                    else self.s.bars.record(instrument, window, current, False),
-                }
-            )
+            return {
+                "bar_seconds": self.s.bars.bar_seconds,
+                "windows": list(self.s.bars.windows),
+                "bars": self.s.tape.history(
+                    instrument, current.start.isoformat() if current else None
+                ),
+                "open": None
+                if current is None
+                else self.s.bars.record(instrument, window, current, False),
+            }
 
-        return await self._routed(request, "instrument", instrument, local)
+        return await self._tape_view(request, answer)
 
     async def profit(self, request: web.Request) -> web.Response:
-        instrument = self._instrument(request)
-
-        async def local() -> web.Response:
-            if not self._known(instrument):
-                return _error(404, f"unknown instrument {instrument!r}")
+        def answer(instrument: str) -> dict[str, Any]:
             window = self.s.profits.window(instrument)
             n = self.s.profits.windows[0]
 
@@ -309,16 +303,13 @@ class Api:
                     "profit": figures.profit,
                 }
 
-            return _json(
-                {
-                    "instrument": instrument,
-                    "window": n,
-                    "current": record(window.open_bar),
-                    "previous": record(window.closed[-1] if window.closed else None),
-                }
-            )
+            return {
+                "window": n,
+                "current": record(window.open_bar),
+                "previous": record(window.closed[-1] if window.closed else None),
+            }
 
-        return await self._routed(request, "instrument", instrument, local)
+        return await self._tape_view(request, answer)
 
     # -- per account -------------------------------------------------------------------------
 
