@@ -41,7 +41,11 @@ def filled(order_id: int):  # type: ignore[no-untyped-def]
 
 async def test_seed_sample_sent_unkeyed_trades_with_a_matching_sell(env, start_worker) -> None:
     start_worker(env)
-    await produce(env, [SEED, SELL], keyed=False)
+    # Unkeyed orders are sequenced as they reach their instrument's partition, and
+    # one of them may take the re-partition hop: send the SELL once the BUY rests.
+    await produce(env, [SEED], keyed=False)
+    await consume(env, "events", until=lambda events: any(e["order_id"] == 1000001 for e in events))
+    await produce(env, [SELL], keyed=False)
     await consume(env, "events", until=filled(1000002))
     [trade] = await consume(env, "trades", until=count_at_least(1))
     assert list(trade) == TRADE_FIELDS
