@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from exchange_app.broker import free_port
 from exchange_app.wire import dumps, loads
@@ -147,27 +148,44 @@ async def consume(
     *,
     until: Callable[[list[dict[str, Any]]], bool],
     timeout: float = 60.0,
+    stall: float = 10.0,
 ) -> list[dict[str, Any]]:
-    """Read a topic from the start until ``until(records)`` holds; JSON values."""
-    consumer = AIOKafkaConsumer(
-        topic(env, name),
-        bootstrap_servers=bootstrap(env),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
+    """Read a topic from the start until ``until(records)`` holds; JSON values.
+
+    A reader that gets nothing for ``stall`` seconds is replaced by a new one
+    that resumes at the same offsets, so a stuck client connection cannot pass
+    for output the worker never produced.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    positions: dict[TopicPartition, int] = {}
     records: list[dict[str, Any]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not until(records):
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{name}: condition not met after {len(records)} records")
-            batch = await consumer.getmany(timeout_ms=300)
-            for messages in batch.values():
-                records += [loads(m.value) for m in messages]
-    finally:
-        await consumer.stop()
+    while not until(records):
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(env), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic(env, name))
+            while not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic(env, name))
+                if loop.time() > deadline:
+                    raise TimeoutError(f"{name}: no such topic")
+            tps = [TopicPartition(topic(env, name), p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, positions.get(tp, 0))
+            progress = loop.time()
+            while not until(records) and loop.time() - progress < stall:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"{name}: condition not met after {len(records)} records")
+                batch = await consumer.getmany(timeout_ms=300)
+                for tp, messages in batch.items():
+                    if messages:
+                        progress = loop.time()
+                        records += [loads(m.value) for m in messages]
+                        positions[tp] = messages[-1].offset + 1
+        finally:
+            await consumer.stop()
     return records
 
 
