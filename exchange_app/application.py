@@ -128,6 +128,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_in_thread": False,
         "table_standby_replicas": 1,
         "producer_acks": -1,
+        # A batch's records for one partition go out as one record batch.
+        "producer_max_batch_size": settings.producer_batch_bytes,
+        "producer_max_request_size": 4 * settings.producer_batch_bytes,
     }
     if settings.embedded_broker:
         # Tansu lets a member join only after about half the session timeout.

@@ -50,15 +50,15 @@ class Metrics:
             "exchange_rejections", "Orders rejected with a reason.", registry=self.registry
         )
         self.dlq = Counter("exchange_dlq", "Messages sent to the DLQ.", registry=self.registry)
-        self.processing = Histogram(
-            "exchange_processing_seconds",
-            "Time to match one order and queue its outputs.",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
+        self.batches = Histogram(
+            "exchange_batch_seconds",
+            "Time to process one batch of input messages and make its effects durable.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=self.registry,
         )
         self.latency = Histogram(
             "exchange_order_latency_seconds",
-            "From an order's Kafka timestamp to its outputs being queued.",
+            "From an input message's Kafka timestamp to its batch's effects being durable.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
@@ -66,11 +66,8 @@ class Metrics:
         self.lag_source: LagSource | None = None
         self.registry.register(_LagCollector(self))
 
-    def observe(
-        self, topic: str, partition: int, offset: int, stamped: float | None, started: float
-    ) -> None:
+    def observe(self, topic: str, partition: int, offset: int, stamped: float | None) -> None:
         """Record one processed input message (``stamped``: its Kafka timestamp, seconds)."""
-        self.processing.observe(time.perf_counter() - started)
         if stamped:
             self.latency.observe(max(0.0, time.time() - stamped))
         self.processed[(topic, partition)] = offset

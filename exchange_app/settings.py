@@ -50,6 +50,26 @@ class Settings(BaseSettings):
     pnl_topic: str = "pnl"
     dlq_topic: str = "stock_exchange_orders_dlq"
 
+    spread_instruments: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("RIL", "INFY", "ONGC", "TCS"),
+        description="Comma-separated instruments placed round-robin over the partitions (the "
+        "i-th on partition i mod N); others go where murmur2 of the name puts them.",
+    )
+
+    # -- batches -------------------------------------------------------------
+    batch_size: int = Field(
+        1_000, ge=1, description="Input messages an agent takes and makes durable at once."
+    )
+    batch_wait_ms: int = Field(
+        5, ge=0, description="How long an agent waits for a batch to fill before processing it."
+    )
+    producer_batch_bytes: int = Field(
+        1_048_576,
+        ge=16_384,
+        description="Bytes of one produced record batch: a batch's changelog records for one "
+        "partition must fit, so that they reach the changelog atomically.",
+    )
+
     # -- engine ----------------------------------------------------------------
     matching: Literal["price-time", "exact"] = Field(
         "price-time", description="price-time (continuous auction) or exact (the seed's)."
@@ -75,10 +95,15 @@ class Settings(BaseSettings):
     commit_every: int = Field(
         10_000,
         ge=1,
-        le=16_384,
-        description="Commit input offsets at least every N messages (at most half the "
-        "outbox ring, so a replay never reaches an overwritten outbox slot).",
+        description="Commit input offsets at least every N messages.",
     )
+
+    @field_validator("spread_instruments", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("sma_bars", mode="before")
     @classmethod

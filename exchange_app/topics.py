@@ -17,6 +17,7 @@ __all__ = [
     "profit",
     "routed",
     "sma",
+    "stream_topics",
     "trades",
 ]
 
@@ -42,7 +43,8 @@ orders = app.topic(
     partitions=_settings.partitions,
     internal=True,
 )
-#: Orders re-partitioned by instrument, with their source partition and offset.
+#: Orders re-partitioned by instrument, a batch per message, each order with its
+#: source partition and offset.
 routed = app.topic(
     _settings.routed_topic,
     key_serializer="raw",
@@ -55,12 +57,11 @@ events = _output(_settings.events_topic)
 sma = _output(_settings.sma_topic)
 profit = _output(_settings.profit_topic)
 pnl = _output(_settings.pnl_topic)
-#: Each trade's buy and sell fill, re-partitioned by account for the P&L agent.
+#: Trade fills re-partitioned by account for the P&L agent, a batch per message.
 fills = app.topic(
     _settings.fills_topic,
-    key_type=str,
     key_serializer="raw",
-    value_serializer=CODEC,
+    value_serializer="raw",
     partitions=_settings.partitions,
     internal=True,
 )
@@ -78,4 +79,12 @@ by_stream: dict[str, TopicT] = {
     "sma": sma,
     "profit": profit,
     "pnl": pnl,
+    "routed": routed,
+    "fills": fills,
+    "dlq": dlq,
 }
+
+
+def stream_topics() -> dict[str, str]:
+    """Topic names of the output streams."""
+    return {name: topic.get_topic_name() for name, topic in by_stream.items()}

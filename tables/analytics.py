@@ -1,13 +1,18 @@
 """Analytics state adapters: bars/SMA and window profit per instrument, P&L per account.
 
 Each adapter turns one input (a trade, or one side's fill of a trade) into
-outputs through a pure core, with the state of its key kept exactly once by
-:class:`SequencedState`. Adapters take any mutable mapping as their table.
+outputs through a pure core. The state of a key (an instrument's bars, an
+account's position) is kept in memory between batches and stored in the
+table, once per batch, as ``{"mark": [seq, leg], "state": ...}``: the mark
+of the last input applied (``leg`` tells apart the buy and the sell fill of
+one trade). An input at or below the mark is a replay and changes nothing:
+its outputs were delivered before the state was written (see
+``exchange_app/checkpoint.py``). Adapters take any mapping as their table.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,9 +23,9 @@ from exchange_app.engine.ledger import Lot, Position
 from exchange_app.engine.profit import window_profit
 from exchange_app.wire import parse_time
 
-from .outbox import Output, SequencedState
+from .transaction import Output, Transaction
 
-__all__ = ["BarsAnalytics", "PnlLedger", "ProfitAnalytics", "fills_of"]
+__all__ = ["BarsAnalytics", "KeyedState", "PnlLedger", "ProfitAnalytics", "coalesce", "fills_of"]
 
 SMA, PROFIT, PNL = "sma", "profit", "pnl"
 
@@ -78,6 +83,53 @@ def _trade_mark(trade: dict[str, Any]) -> tuple[datetime, Decimal, Decimal, int]
     )
 
 
+# -- state per key, written once per batch --------------------------------------------
+
+
+class KeyedState:
+    """Decoded states by key, loaded from the table on first use, written back by :meth:`flush`."""
+
+    def __init__(self, table: Mapping[str, Any], decode: Any, encode: Any) -> None:
+        self.table = table
+        self.decode = decode
+        self.encode = encode
+        self._cache: dict[str, tuple[list[int] | None, Any]] = {}
+        self._dirty: dict[str, int] = {}
+
+    def get(self, key: str) -> tuple[list[int] | None, Any]:
+        """``(mark, state)`` of ``key``; the mark is ``None`` for a new key."""
+        found = self._cache.get(key)
+        if found is None:
+            stored = self.table.get(key)
+            found = (
+                (None, self.decode(None))
+                if stored is None
+                else (list(stored["mark"]), self.decode(stored["state"]))
+            )
+            self._cache[key] = found
+        return found
+
+    def put(self, key: str, mark: list[int], state: Any, partition: int) -> None:
+        self._cache[key] = (mark, state)
+        self._dirty[key] = partition
+
+    def flush(self, tx: Transaction) -> None:
+        """Write every key changed since the last flush, once, into ``tx``."""
+        for key, partition in self._dirty.items():
+            mark, state = self._cache[key]
+            tx.write(self.table, partition, key, {"mark": mark, "state": self.encode(state)})
+        self._dirty.clear()
+
+    def stored(self, key: str) -> Any:
+        """The durable state of ``key`` (what the table holds), for read-only views."""
+        stored = self.table.get(key)
+        return self.decode(None if stored is None else stored["state"])
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+        self._dirty.clear()
+
+
 # -- bars and SMA, window profit ------------------------------------------------------
 
 
@@ -88,30 +140,40 @@ class _BarAnalytics:
     prefix = ""
 
     def __init__(
-        self, table: MutableMapping[str, Any], bar_seconds: int, windows: tuple[int, ...]
+        self, table: Mapping[str, Any], bar_seconds: int, windows: tuple[int, ...]
     ) -> None:
-        self.state = SequencedState(table)
         self.bar_seconds = bar_seconds
         self.windows = windows
+        self.state = KeyedState(
+            table, lambda stored: _decode_window(stored, bar_seconds, windows), _encode_window
+        )
 
-    def handle(self, trade: dict[str, Any]) -> list[Output]:
+    def handle(self, trade: dict[str, Any], partition: int, tx: Transaction) -> None:
         instrument = trade["instrument"]
         moment, price, quantity, seq = _trade_mark(trade)
+        key = f"{self.prefix}:{instrument}"
+        mark, window = self.state.get(key)
+        if mark is not None and mark >= [seq, 0]:
+            return  # a re-sent trade
+        window, updates = window.apply(moment, price, quantity, seq)
+        self.state.put(key, [seq, 0], window, partition)
+        for bar, final in updates:
+            tx.send(self.output(instrument, window, bar, final, partition))
 
-        def step(stored: Any) -> tuple[Any, list[Output]]:
-            window = _decode_window(stored, self.bar_seconds, self.windows)
-            window, updates = window.apply(moment, price, quantity, seq)
-            outputs = [self.output(instrument, window, bar, final) for bar, final in updates]
-            return _encode_window(window), outputs
+    def flush(self, tx: Transaction) -> None:
+        self.state.flush(tx)
 
-        return self.state.apply(f"{self.prefix}:{instrument}", [seq, 0], step)
+    def invalidate(self) -> None:
+        self.state.invalidate()
 
-    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
+    def output(
+        self, instrument: str, window: BarWindow, bar: Bar, final: bool, partition: int | None
+    ) -> Output:
         raise NotImplementedError
 
     def window(self, instrument: str) -> BarWindow:
-        stored = self.state.state(f"{self.prefix}:{instrument}")
-        return _decode_window(stored, self.bar_seconds, self.windows)
+        """The instrument's durable bar window."""
+        return self.state.stored(f"{self.prefix}:{instrument}")  # type: ignore[no-any-return]
 
 
 class BarsAnalytics(_BarAnalytics):
@@ -119,8 +181,10 @@ class BarsAnalytics(_BarAnalytics):
 
     prefix = "b"
 
-    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
-        return Output(SMA, instrument, self.record(instrument, window, bar, final))
+    def output(
+        self, instrument: str, window: BarWindow, bar: Bar, final: bool, partition: int | None
+    ) -> Output:
+        return Output(SMA, instrument, self.record(instrument, window, bar, final), partition)
 
     def record(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> dict[str, Any]:
         return {
@@ -150,7 +214,9 @@ class ProfitAnalytics(_BarAnalytics):
 
     prefix = "w"
 
-    def output(self, instrument: str, window: BarWindow, bar: Bar, final: bool) -> Output:
+    def output(
+        self, instrument: str, window: BarWindow, bar: Bar, final: bool, partition: int | None
+    ) -> Output:
         n = self.windows[0]
         figures = window_profit(window, bar, n)
         record = {
@@ -163,7 +229,7 @@ class ProfitAnalytics(_BarAnalytics):
             "final": final,
             "last_seq": bar.last_seq,
         }
-        return Output(PROFIT, instrument, record)
+        return Output(PROFIT, instrument, record, partition)
 
 
 # -- P&L -------------------------------------------------------------------------------
@@ -210,35 +276,47 @@ class PnlLedger:
     """Fills of an account → FIFO positions and P&L per instrument (``pnl`` records).
 
     Unrealized P&L is marked to the fill's trade price, the instrument's last.
+    Keys: ``p:<account>:<instrument>`` a position, ``a:<account>`` the instruments
+    the account has traded.
     """
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.state = SequencedState(table)
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self.table = table
+        self.state = KeyedState(table, _decode_position, _encode_position)
+        self._indexes: dict[str, list[str]] = {}
 
-    def handle(self, fill: dict[str, Any]) -> list[Output]:
+    def handle(self, fill: dict[str, Any], partition: int, tx: Transaction) -> None:
         account, instrument = fill["account"], fill["instrument"]
         price, quantity = Decimal(fill["price"]), Decimal(fill["quantity"])
-
-        def step(stored: Any) -> tuple[Any, list[Output]]:
-            position = _decode_position(stored).fill(Side(fill["side"]), quantity, price)
-            return _encode_position(position), [
-                Output(PNL, account, pnl_record(account, instrument, position, price, fill))
-            ]
-
-        outputs = self.state.apply(
-            f"p:{account}:{instrument}", [int(fill["seq"]), int(fill["leg"])], step
-        )
-        instruments = self.instruments(account)
+        key, mark = f"p:{account}:{instrument}", [int(fill["seq"]), int(fill["leg"])]
+        current, position = self.state.get(key)
+        if current is not None and current >= mark:
+            return  # a re-sent fill
+        position = position.fill(Side(fill["side"]), quantity, price)
+        self.state.put(key, mark, position, partition)
+        tx.send(Output(PNL, account, pnl_record(account, instrument, position, price, fill)))
+        instruments = self._indexes.get(account)
+        if instruments is None:
+            instruments = self._indexes[account] = self.instruments(account)
         if instrument not in instruments:
-            self.state.table[f"a:{account}"] = sorted([*instruments, instrument])
-        return outputs
+            instruments.append(instrument)
+            instruments.sort()
+            tx.write(self.table, partition, f"a:{account}", list(instruments))
+
+    def flush(self, tx: Transaction) -> None:
+        self.state.flush(tx)
+
+    def invalidate(self) -> None:
+        self.state.invalidate()
+        self._indexes.clear()
 
     def position(self, account: str, instrument: str) -> Position:
-        return _decode_position(self.state.state(f"p:{account}:{instrument}"))
+        """The durable position (read-only views)."""
+        return self.state.stored(f"p:{account}:{instrument}")  # type: ignore[no-any-return]
 
     def instruments(self, account: str) -> list[str]:
         """The instruments ``account`` has traded, from a per-account index."""
-        return list(self.state.table.get(f"a:{account}") or [])
+        return list(self.table.get(f"a:{account}") or [])
 
 
 def pnl_record(
@@ -262,3 +340,31 @@ def pnl_record(
         "trade_id": None if fill is None else fill["trade_id"],
         "seq": None if fill is None else fill["seq"],
     }
+
+
+def coalesce(outputs: list[Output]) -> list[Output]:
+    """Drop the non-final records a later record of the same key supersedes within a batch.
+
+    ``sma``/``profit`` keep every ``final`` record and the last record per
+    instrument; ``pnl`` keeps the last record per account and instrument.
+    Other streams pass unchanged. The order of what is kept does not change.
+    """
+    last: dict[tuple[str, str, str], int] = {}
+    for index, output in enumerate(outputs):
+        key = _coalescing_key(output)
+        if key is not None:
+            last[key] = index
+    kept = []
+    for index, output in enumerate(outputs):
+        key = _coalescing_key(output)
+        if key is None or last[key] == index or output.value.get("final"):
+            kept.append(output)
+    return kept
+
+
+def _coalescing_key(output: Output) -> tuple[str, str, str] | None:
+    if output.stream in (SMA, PROFIT):
+        return (output.stream, output.value["instrument"], "")
+    if output.stream == PNL:
+        return (output.stream, output.value["account"], output.value["instrument"])
+    return None

@@ -1,15 +1,18 @@
-"""Matching state: resting orders one table entry each, per-instrument metadata, an outbox.
+"""Matching state: resting orders one table entry each, and per-instrument metadata.
 
-One table holds three kinds of keys, all written while processing an event of
-partition *p*, so all of them live in the changelog partition *p*, in order:
+Both kinds of keys are written while processing a batch of partition *p*, so
+they live in the changelog partition *p*:
 
 ====================================  =============================================
 ``o:<instrument>:<order id>``         a resting order (``RestingOrder`` snapshot)
 ``m:<instrument>``                    ``seq``/``arrival`` counters and the highest
                                       source offset applied per source partition
-``x:<topic>:<partition>:<slot>``      the intent of the input at that position:
-                                      its table changes and its outputs
 ====================================  =============================================
+
+The books live in memory between batches and are read from the table only
+when partitions move (:meth:`MatchingState.invalidate`). Processing an input
+changes the books and records, in a :class:`Transaction`, the outputs and the
+last value of every key it touched.
 
 Why this is crash-safe (Faust is at-least-once, DESIGN section 5):
 
@@ -17,20 +20,14 @@ Why this is crash-safe (Faust is at-least-once, DESIGN section 5):
   *source* (orders-topic partition and offset), which a re-partition hop keeps.
   Per instrument and source partition, orders arrive in source-offset order,
   so an input at or below ``applied[source partition]`` was already applied.
-* **Atomicity.** Each input first writes its intent (every change and every
-  output), then the changes, then the metadata that marks it applied. The
-  local store and the changelog keep that order, so after any crash an input
-  is either unapplied, applied, or has an intent to finish by redoing it.
-* **No lost outputs.** Faust flushes the producer before it commits input
-  offsets, so only inputs after the last commit can have undelivered outputs,
-  and those are replayed. A replayed input that is already applied re-sends
-  the outputs recorded in its intent; trades are identical copies (same
+* **Outputs before state.** The checkpoint delivers a batch's outputs, then
+  its changelog records, then writes the local store, then lets Faust commit
+  the input offsets. So state that says "applied" (in the changelog or on
+  disk) implies delivered outputs, and an input whose state was lost is
+  matched again from the same state, giving identical outputs (same
   ``trade_id`` and ``seq``) that consumers drop by ``(instrument, seq)``.
-  Intents live in a ring of ``OUTBOX_SLOTS`` per input partition, which must
-  exceed the inputs processed between two commits (``commit_every``).
-
-Books are kept in memory as :class:`OrderBook` s and rebuilt from the table
-whenever partitions move (``invalidate``), so the table is the only truth.
+* **Atomicity.** The changes of one batch and partition reach the changelog
+  as one record batch, so a restore sees all of them or none.
 """
 
 from __future__ import annotations
@@ -54,11 +51,10 @@ from exchange_app.engine import (
 )
 from exchange_app.wire import execution_reports, parse_time, rejection_report, trade_record
 
-from .outbox import OUTBOX_SLOTS, Output, outputs_from_json
+from .transaction import Output, Transaction
 
 __all__ = [
     "MatchingState",
-    "Position",
     "Source",
     "decode_resting",
     "encode_resting",
@@ -70,14 +66,6 @@ TRADES, EVENTS = "trades", "events"
 class Source(NamedTuple):
     """Where an order entered the exchange: orders-topic partition and offset."""
 
-    partition: int
-    offset: int
-
-
-class Position(NamedTuple):
-    """Where the matching agent read an input (differs from its source when re-partitioned)."""
-
-    topic: str
     partition: int
     offset: int
 
@@ -122,91 +110,59 @@ def meta_key(instrument: str) -> str:
     return f"m:{instrument}"
 
 
-def intent_key(position: Position) -> str:
-    return f"x:{position.topic}:{position.partition}:{position.offset % OUTBOX_SLOTS}"
-
-
 def _report_key(report: dict[str, Any]) -> str:
     # Reports are keyed by account; orders without one stay in instrument order.
     return str(report.get("account") or report.get("instrument") or "")
 
 
 class MatchingState:
-    """The adapter between the pure order books and the matching table."""
+    """The in-memory books of a worker's partitions and their table entries."""
 
     def __init__(self, table: MutableMapping[str, Any], policy: str) -> None:
         self.table = table
         self.policy = policy
         self.books: dict[str, OrderBook] = {}
+        self.applied: dict[str, dict[str, int]] = {}
         self.stale = True
 
     def invalidate(self) -> None:
-        """Forget the in-memory books: partitions moved or state was redone."""
+        """Forget the in-memory books: partitions moved or a batch was abandoned."""
         self.stale = True
 
-    def handle(self, command: Order | Cancel, source: Source, position: Position) -> list[Output]:
-        """Apply one input exactly once to the state; return the outputs to send."""
+    def handle(
+        self, command: Order | Cancel, source: Source, partition: int, tx: Transaction
+    ) -> bool:
+        """Apply one input once: outputs and table changes go to ``tx``; False if a replay."""
         if self.stale:
-            self.rebuild()
+            self.load()
         instrument = command.instrument
-        meta = self.table.get(meta_key(instrument)) or {"seq": 1, "arrival": 1, "applied": {}}
-        slot = intent_key(position)
-        intent = self.table.get(slot)
-        if intent is not None and (
-            intent["offset"] != position.offset
-            or intent["source"] != [source.partition, source.offset]
-        ):
-            intent = None  # an older input's intent in this slot of the ring
-        if meta["applied"].get(str(source.partition), -1) >= source.offset:
-            # Applied before a crash: its outputs may not have been delivered.
-            return outputs_from_json(intent["outputs"]) if intent is not None else []
-        if intent is not None:
-            # The crash came between the intent and the end of its writes.
-            self._write(intent["changes"])
-            self.invalidate()
-            return outputs_from_json(intent["outputs"])
-
-        book = self.book(instrument, meta)
-        changes: list[list[Any]] = []
+        book = self.book(instrument)
+        applied = self.applied.setdefault(instrument, {})
+        if applied.get(str(source.partition), -1) >= source.offset:
+            return False  # applied before a crash; its outputs were delivered first
         try:
             if isinstance(command, Cancel):
                 execution = book.cancel(command)
             else:
                 execution = book.submit(command)
         except OrderRejected as exc:
-            outputs = [_rejection(command, str(exc))]
+            tx.send(_rejection(command, str(exc)))
         else:
-            outputs = self._outputs_of(execution)
-            changes = self._changes_of(book, execution, cancelled=isinstance(command, Cancel))
-        applied = {**meta["applied"], str(source.partition): source.offset}
-        changes.append(
-            [
-                meta_key(instrument),
-                {"seq": book.next_seq, "arrival": book.next_arrival, "applied": applied},
-            ]
-        )
-        self.table[slot] = {
-            "offset": position.offset,
-            "source": [source.partition, source.offset],
-            "changes": changes,
-            "outputs": [list(output) for output in outputs],
-        }
-        self._write(changes)
-        return outputs
+            for output in self._outputs_of(execution, partition):
+                tx.send(output)
+            self._write_orders(book, execution, partition, tx, cancel=isinstance(command, Cancel))
+        applied[str(source.partition)] = source.offset
+        meta = {"seq": book.next_seq, "arrival": book.next_arrival, "applied": dict(applied)}
+        tx.write(self.table, partition, meta_key(instrument), meta)
+        return True
 
-    def book(self, instrument: str, meta: dict[str, Any] | None = None) -> OrderBook:
+    def book(self, instrument: str) -> OrderBook:
         book = self.books.get(instrument)
         if book is None:
-            meta = meta or self.table.get(meta_key(instrument)) or {"seq": 1, "arrival": 1}
-            book = self.books[instrument] = OrderBook(
-                instrument,
-                policy_named(self.policy),
-                next_seq=int(meta["seq"]),
-                next_arrival=int(meta["arrival"]),
-            )
+            book = self.books[instrument] = OrderBook(instrument, policy_named(self.policy))
         return book
 
-    def rebuild(self) -> None:
+    def load(self) -> None:
         """Recreate every in-memory book from the table's resting orders and metadata."""
         resting: dict[str, list[RestingOrder]] = defaultdict(list)
         metas: dict[str, dict[str, Any]] = {}
@@ -216,43 +172,55 @@ class MatchingState:
                 resting[snapshot.order.instrument].append(snapshot)
             elif key.startswith("m:"):
                 metas[key[2:]] = value
-        self.books = {}
+        self.books, self.applied = {}, {}
         for instrument in metas.keys() | resting.keys():
-            self.book(instrument, metas.get(instrument)).restore(resting[instrument])
+            meta = metas.get(instrument) or {"seq": 1, "arrival": 1, "applied": {}}
+            book = self.books[instrument] = OrderBook(
+                instrument,
+                policy_named(self.policy),
+                next_seq=int(meta["seq"]),
+                next_arrival=int(meta["arrival"]),
+            )
+            book.restore(resting[instrument])
+            self.applied[instrument] = {k: int(v) for k, v in meta.get("applied", {}).items()}
         self.stale = False
 
-    def _write(self, changes: list[list[Any]]) -> None:
-        for key, value in changes:
-            if value is None:
-                self.table.pop(key, None)
-            else:
-                self.table[key] = value
-
     @staticmethod
-    def _outputs_of(execution: Execution) -> list[Output]:
+    def _outputs_of(execution: Execution, partition: int) -> list[Output]:
         taker = execution.order
         outputs = [
-            Output(TRADES, taker.instrument, trade_record(taker, fill)) for fill in execution.fills
+            Output(TRADES, taker.instrument, trade_record(taker, fill), partition)
+            for fill in execution.fills
         ]
         outputs += [Output(EVENTS, _report_key(r), r) for r in execution_reports(execution)]
         return outputs
 
-    @staticmethod
-    def _changes_of(book: OrderBook, execution: Execution, *, cancelled: bool) -> list[list[Any]]:
+    def _write_orders(
+        self,
+        book: OrderBook,
+        execution: Execution,
+        partition: int,
+        tx: Transaction,
+        *,
+        cancel: bool,
+    ) -> None:
         """Table writes for an execution: makers it touched, then the order itself."""
         instrument = execution.order.instrument
-        changes: list[list[Any]] = []
         for fill in execution.fills:
             maker = book.get(fill.maker.id)
             value = encode_resting(maker) if maker is not None else None
-            changes.append([order_key(instrument, fill.maker.id), value])
+            tx.write(self.table, partition, order_key(instrument, fill.maker.id), value)
         if execution.rested:
             resting = book.get(execution.order.id)
             assert resting is not None
-            changes.append([order_key(instrument, execution.order.id), encode_resting(resting)])
-        elif cancelled:
-            changes.append([order_key(instrument, execution.order.id), None])
-        return changes
+            tx.write(
+                self.table,
+                partition,
+                order_key(instrument, execution.order.id),
+                encode_resting(resting),
+            )
+        elif cancel:
+            tx.write(self.table, partition, order_key(instrument, execution.order.id), None)
 
 
 def _rejection(command: Order | Cancel, reason: str) -> Output:

@@ -7,16 +7,20 @@ Keys (one table, co-partitioned with the trades topic by instrument):
 * ``b:<instrument>:<bucket % HISTORY_SIZE>`` — the last final bars (``sma`` records).
 
 Writes are overwrites keyed by sequence, so a re-sent trade or bar changes nothing.
+The heads live in memory between batches and are written once per batch
+(:meth:`TradeTape.flush`); the views read what the table holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from exchange_app.wire import parse_time
+
+from .transaction import Transaction
 
 __all__ = ["HISTORY_SIZE", "TAPE_SIZE", "TradeTape"]
 
@@ -25,18 +29,23 @@ HISTORY_SIZE = 120
 
 
 class TradeTape:
-    def __init__(self, table: MutableMapping[str, Any], bar_seconds: int) -> None:
+    def __init__(self, table: Mapping[str, Any], bar_seconds: int) -> None:
         self.table = table
         self.bar_seconds = bar_seconds
+        self._heads: dict[str, dict[str, Any] | None] = {}
+        self._dirty: dict[str, int] = {}
 
-    def record_trade(self, trade: dict[str, Any]) -> None:
+    def record_trade(self, trade: dict[str, Any], partition: int, tx: Transaction) -> None:
         instrument, seq = trade["instrument"], int(trade["seq"])
-        head = self.head(instrument)
+        if instrument in self._heads:
+            head = self._heads[instrument]
+        else:
+            head = self._heads[instrument] = self.head(instrument)
         if head is not None and head["seq"] >= seq:
             return  # a re-sent copy
         volume = Decimal(head["volume"]) if head else Decimal(0)
-        self.table[f"t:{instrument}:{seq % TAPE_SIZE}"] = trade
-        self.table[f"h:{instrument}"] = {
+        tx.write(self.table, partition, f"t:{instrument}:{seq % TAPE_SIZE}", trade)
+        self._heads[instrument] = {
             "seq": seq,
             "last_price": trade["price"],
             "last_quantity": trade["quantity"],
@@ -44,12 +53,21 @@ class TradeTape:
             "volume": volume + Decimal(trade["quantity"]),
             "trades": seq,
         }
+        self._dirty[instrument] = partition
 
-    def record_bar(self, bar: dict[str, Any]) -> None:
+    def record_bar(self, bar: dict[str, Any], partition: int, tx: Transaction) -> None:
         if bar.get("final"):
-            self.table[f"b:{bar['instrument']}:{self._bucket(bar['bar_start']) % HISTORY_SIZE}"] = (
-                bar
-            )
+            slot = self._bucket(bar["bar_start"]) % HISTORY_SIZE
+            tx.write(self.table, partition, f"b:{bar['instrument']}:{slot}", bar)
+
+    def flush(self, tx: Transaction) -> None:
+        for instrument, partition in self._dirty.items():
+            tx.write(self.table, partition, f"h:{instrument}", self._heads[instrument])
+        self._dirty.clear()
+
+    def invalidate(self) -> None:
+        self._heads.clear()
+        self._dirty.clear()
 
     def head(self, instrument: str) -> dict[str, Any] | None:
         return self.table.get(f"h:{instrument}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from exchange_app.engine import Cancel, Order, OrderType, Side, TimeInForce
 
@@ -37,3 +38,14 @@ def order(
 
 def cancel(id: int, instrument: str = "TCS") -> Cancel:
     return Cancel(id, instrument)
+
+
+def handled(adapter: Any, item: dict[str, Any], method: str = "handle") -> list[Any]:
+    """One input through a state adapter in a transaction of its own, made durable at once."""
+    from tables.transaction import Transaction
+
+    tx = Transaction()
+    getattr(adapter, method)(item, 0, tx)
+    adapter.flush(tx)
+    tx.apply()
+    return tx.outputs

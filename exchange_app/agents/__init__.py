@@ -1,22 +1,6 @@
-"""The Faust agents. Thin: decode, call the pure core through a state adapter, send."""
+"""The Faust agents. Thin: decode, call the pure core through a state adapter, checkpoint."""
 
-from .analytics import (
-    compute_bars,
-    compute_pnl,
-    compute_profit,
-    record_bars,
-    record_trades,
-    split_fills,
-)
+from .analytics import analyse_trades, compute_pnl
 from .matching import match_orders, match_routed
 
-__all__ = [
-    "compute_bars",
-    "compute_pnl",
-    "compute_profit",
-    "match_orders",
-    "match_routed",
-    "record_bars",
-    "record_trades",
-    "split_fills",
-]
+__all__ = ["analyse_trades", "compute_pnl", "match_orders", "match_routed"]

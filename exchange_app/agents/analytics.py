@@ -1,39 +1,39 @@
-"""The analytics agents: bars/SMA, window profit and per-account P&L from trades.
+"""The analytics agents: bars/SMA, window profit, the tape and per-account P&L, per batch.
 
 ::
 
-    successful_trade ──► [compute_bars]   ──► sma ──► [record_bars] ──► tape (bar history)
-                     ├─► [compute_profit] ──► profit   (instrument)
-                     ├─► [record_trades]  ──► tape (recent trades, last price, volume)
-                     └─► [split_fills] ──► fills (account) ──► [compute_pnl] ──► pnl
+    successful_trade[p] ──► [analyse_trades] ──► sma, profit       (instrument, partition p)
+                                    │        └─► tape table        (recent trades, final bars)
+                                    └─► fills[q] ──► [compute_pnl] ──► pnl   (account)
+                                        (one message per batch and partition q)
+
+Within a batch, an ``sma``/``profit`` record that a later one of the same
+instrument supersedes is dropped unless it is ``final``, and so is a ``pnl``
+record superseded for the same account and instrument (:func:`coalesce`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from exchange_app.application import app
-from exchange_app.topics import by_stream, fills, sma, trades
-from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
+from exchange_app.routing import key_partition
+from exchange_app.topics import fills, trades
+from exchange_app.wire import dumps, loads
+from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, coalesce, fills_of
 from tables.declarations import bars_table, positions_table, profit_table, tape_table
-from tables.outbox import Output
 from tables.tape import TradeTape
+from tables.transaction import Output, Transaction
 
-__all__ = [
-    "bars",
-    "compute_bars",
-    "compute_pnl",
-    "compute_profit",
-    "ledger",
-    "profits",
-    "record_bars",
-    "record_trades",
-    "split_fills",
-    "tape",
-]
+from .batches import batches, checkpoint, observe, where
+
+__all__ = ["analyse_trades", "bars", "compute_pnl", "ledger", "profits", "tape"]
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -44,62 +44,67 @@ ledger = PnlLedger(positions_table)
 tape = TradeTape(tape_table, settings.bar_seconds)
 
 
-async def _send(outputs: list[Output]) -> None:
-    for output in outputs:
-        await by_stream[output.stream].send(key=output.key, value=output.value)
+@app.on_partitions_assigned.connect
+def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    for adapter in (bars, profits, ledger, tape):
+        adapter.invalidate()
 
 
-def _guard(name: str, value: Any) -> bool:
-    if isinstance(value, dict):
+def _is_record(name: str, event: EventT) -> bool:
+    if isinstance(event.value, dict):
         return True
-    log.error("%s: skipping a record that is not a JSON object: %r", name, value)
+    log.error("%s: skipping %s, not a JSON object: %r", name, where(event), event.value)
     return False
 
 
 @app.agent(trades)
-async def compute_bars(stream: StreamT[Any]) -> None:
-    """Event-time bars of each instrument with every configured SMA."""
-    async for trade in stream:
-        if _guard("compute_bars", trade):
-            await _send(bars.handle(trade))
+async def analyse_trades(stream: StreamT[Any]) -> None:
+    """Bars with every SMA, the window profit, the tape, and each trade's fills by account."""
+    async for events in batches(stream):
+        await _analyse(events)
 
 
-@app.agent(trades)
-async def compute_profit(stream: StreamT[Any]) -> None:
-    """The original design's window profit of each instrument, per bar."""
-    async for trade in stream:
-        if _guard("compute_profit", trade):
-            await _send(profits.handle(trade))
-
-
-@app.agent(trades)
-async def split_fills(stream: StreamT[Any]) -> None:
-    """Each trade's buy and sell fill, keyed by account (sides without one are skipped)."""
-    async for trade in stream:
-        if _guard("split_fills", trade):
-            for fill in fills_of(trade):
-                await fills.send(key=fill["account"], value=fill)
+async def _analyse(events: Sequence[EventT]) -> None:
+    started = time.perf_counter()
+    tx = Transaction()
+    by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if not _is_record("analyse_trades", event):
+            continue
+        trade: dict[str, Any] = event.value  # type: ignore[assignment]
+        partition = event.message.partition
+        bars.handle(trade, partition, tx)
+        profits.handle(trade, partition, tx)
+        tape.record_trade(trade, partition, tx)
+        for fill in fills_of(trade):
+            by_account[key_partition(fill["account"], settings.partitions)].append(fill)
+    for adapter in (bars, profits, tape):
+        adapter.flush(tx)
+    tx.outputs = coalesce(tx.outputs)
+    for output in tx.outputs:
+        if output.stream == "sma" and output.partition is not None:
+            tape.record_bar(output.value, output.partition, tx)
+    for partition, batch in by_account.items():
+        tx.send(Output("fills", None, dumps({"fills": batch}), partition))
+    await checkpoint().commit(tx)
+    observe(events, started)
 
 
 @app.agent(fills)
-async def compute_pnl(stream: StreamT[Any]) -> None:
+async def compute_pnl(stream: StreamT[bytes]) -> None:
     """FIFO positions and realized/unrealized P&L per account and instrument."""
-    async for fill in stream:
-        if _guard("compute_pnl", fill):
-            await _send(ledger.handle(fill))
+    async for events in batches(stream):
+        await _compute_pnl(events)
 
 
-@app.agent(trades)
-async def record_trades(stream: StreamT[Any]) -> None:
-    """The trade tape of each instrument, for the web views."""
-    async for trade in stream:
-        if _guard("record_trades", trade):
-            tape.record_trade(trade)
-
-
-@app.agent(sma)
-async def record_bars(stream: StreamT[Any]) -> None:
-    """The recent final bars of each instrument, for the web views."""
-    async for bar in stream:
-        if _guard("record_bars", bar):
-            tape.record_bar(bar)
+async def _compute_pnl(events: Sequence[EventT]) -> None:
+    started = time.perf_counter()
+    tx = Transaction()
+    for event in events:
+        partition = event.message.partition
+        for fill in loads(event.message.value or b"")["fills"]:
+            ledger.handle(fill, partition, tx)
+    ledger.flush(tx)
+    tx.outputs = coalesce(tx.outputs)
+    await checkpoint().commit(tx)
+    observe(events, started)

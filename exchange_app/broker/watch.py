@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .epoch import broker_epoch
 
-__all__ = ["EX_TEMPFAIL", "BrokerLost", "check_broker_epoch", "request_restart"]
+__all__ = ["EX_TEMPFAIL", "BrokerLost", "check_broker_epoch", "exit_now", "request_restart"]
 
 log = logging.getLogger(__name__)
 EX_TEMPFAIL = 75
@@ -36,7 +36,8 @@ class BrokerLost(RuntimeError):
     """The broker no longer holds the log this worker's state came from."""
 
 
-def _exit_tempfail() -> None:
+def exit_now() -> None:
+    """Stop the process at once with :data:`EX_TEMPFAIL`: no shutdown, no offset commit."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EX_TEMPFAIL)
@@ -55,7 +56,7 @@ def request_restart(epoch_file: Path | None = None) -> None:
         epoch_file.unlink(missing_ok=True)
     if not _restart_requested:
         _restart_requested = True
-        atexit.register(_exit_tempfail)
+        atexit.register(exit_now)
 
 
 async def check_broker_epoch(app: object) -> None:

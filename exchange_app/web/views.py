@@ -145,8 +145,13 @@ class Api:
             await self._client.close()
 
     def _books(self) -> MatchingState:
+        """The matching agent's books, read only; 503 while they are being restored."""
         if self.s.matching.stale:
-            self.s.matching.rebuild()
+            raise web.HTTPServiceUnavailable(
+                text=dumps({"errors": ["the order books are being restored"]}).decode(),
+                content_type="application/json",
+                headers={"Retry-After": "1"},
+            )
         return self.s.matching
 
     def _known(self, instrument: str) -> bool:

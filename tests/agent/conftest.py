@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,26 +20,40 @@ def test_app() -> Any:
 
 
 @pytest.fixture()
-def sent(test_app: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[Any, Any, Any]]]:
-    """What the agents send, per topic: (key, value, partition); the table starts empty."""
-    from exchange_app import topics
+def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
+    """What the agents deliver, per output stream: (key, JSON value, partition).
+
+    Deliveries go to a :class:`MemorySink`; the tables and in-memory state start empty.
+    """
+    from exchange_app.agents import analytics
+    from exchange_app.agents.batches import use_sink
     from exchange_app.agents.matching import state
-    from tables.declarations import bars_table, matching_table, positions_table, profit_table
+    from exchange_app.checkpoint import MemorySink
+    from exchange_app.topics import stream_topics
+    from exchange_app.wire import loads
+    from tables.declarations import (
+        bars_table,
+        matching_table,
+        positions_table,
+        profit_table,
+        tape_table,
+    )
 
-    records: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
-
-    def recorder(name: str) -> Any:
-        async def send(
-            *, key: Any = None, value: Any = None, partition: Any = None, **_: Any
-        ) -> None:
-            records[name].append((key, value, partition))
-
-        return send
-
-    for name in ("trades", "events", "dlq", "routed", "sma", "profit", "pnl", "fills"):
-        monkeypatch.setattr(getattr(topics, name), "send", recorder(name))
-    for table in (matching_table, bars_table, profit_table, positions_table):
+    sink = MemorySink()
+    use_sink(sink)
+    for table in (matching_table, bars_table, profit_table, positions_table, tape_table):
         for key in list(table.keys()):
             table.data.pop(key, None)
-    state.invalidate()
-    return records
+    state.load()
+    for adapter in (analytics.bars, analytics.profits, analytics.ledger, analytics.tape):
+        adapter.invalidate()
+
+    class Delivered(dict[str, list[tuple[Any, Any, Any]]]):
+        def __missing__(self, stream: str) -> list[tuple[Any, Any, Any]]:
+            return [
+                (None if r.key is None else r.key.decode(), loads(r.value), r.partition)
+                for r in sink.records.get(stream_topics()[stream], [])
+            ]
+
+    yield Delivered()
+    use_sink(None)

@@ -17,8 +17,10 @@ from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
 from exchange_app.wire import decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
-from tables.matching import MatchingState, Position, Source
+from tables.matching import MatchingState, Source
 from tables.tape import TradeTape
+from tables.transaction import Transaction
+from tests.factories import handled
 
 
 class Exchange:
@@ -26,6 +28,7 @@ class Exchange:
 
     def __init__(self) -> None:
         self.matching = MatchingState({}, "price-time")
+        self.matching.load()  # as the worker does when its tables are recovered
         self.bars = BarsAnalytics({}, 300, (2, 3))
         self.profits = ProfitAnalytics({}, 300, (2, 3))
         self.ledger = PnlLedger({})
@@ -36,18 +39,19 @@ class Exchange:
     def feed(self, orders: list[dict[str, Any]]) -> None:
         for order in orders:
             offset = next(self.offset)
-            for out in self.matching.handle(
-                decode_order(order), Source(0, offset), Position("o", 0, offset)
-            ):
+            tx = Transaction()
+            self.matching.handle(decode_order(order), Source(0, offset), 0, tx)
+            tx.apply()
+            for out in tx.outputs:
                 if out.stream != "trades":
                     continue
                 trade = loads(dumps(out.value))
-                self.tape.record_trade(trade)
-                for bar in self.bars.handle(trade):
-                    self.tape.record_bar(bar.value)
-                self.profits.handle(trade)
+                handled(self.tape, trade, "record_trade")
+                for bar in handled(self.bars, trade):
+                    handled(self.tape, bar.value, "record_bar")
+                handled(self.profits, trade)
                 for fill in fills_of(trade):
-                    self.ledger.handle(fill)
+                    handled(self.ledger, fill)
 
     def services(self, **overrides: Any) -> Services:
         async def publish(key: str, raw: bytes) -> None:
@@ -326,3 +330,18 @@ async def test_views_are_answered_by_the_owner_of_the_key() -> None:
 
 def test_decimal_numbers_survive_the_json() -> None:
     assert loads(dumps({"x": Decimal("0.1")}))["x"] == Decimal("0.1")
+
+
+async def test_views_answer_503_while_the_books_are_restored_and_never_rebuild_them(
+    exchange: Exchange,
+) -> None:
+    client = await serve(exchange.services())
+    try:
+        books = exchange.matching.books
+        exchange.matching.invalidate()  # partitions moved: the agent reloads after recovery
+        for path in ("/orderbook/TCS", "/instruments"):
+            response = await client.get(path)
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+        assert exchange.matching.stale and exchange.matching.books is books
+    finally:
+        await client.close()
