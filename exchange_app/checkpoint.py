@@ -44,7 +44,7 @@ from tables.transaction import Output, Transaction
 from .broker.watch import exit_now
 from .wire import dumps
 
-__all__ = ["Checkpoint", "KafkaSink", "MemorySink", "Record", "Sink"]
+__all__ = ["Checkpoint", "KafkaSink", "MemorySink", "Record", "Sink", "deliver"]
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Checkpoint:
 
     async def commit(self, tx: Transaction) -> None:
         if tx.outputs:
-            await self._deliver([self.record(output) for output in tx.outputs])
+            await deliver(self.sink, [self.record(output) for output in tx.outputs])
         if tx.changes:
             await self._write_tables(tx)
 
@@ -184,7 +184,7 @@ class Checkpoint:
             for key, value in changes.items():
                 records.append(Record(topic, partition, *_encoded(table, key, value)))
                 keys.append((key, value))
-        offsets = await self._deliver(records)
+        offsets = await deliver(self.sink, records)
         position = 0
         for table, partition, changes in changed:
             events = []
@@ -204,26 +204,28 @@ class Checkpoint:
                 events, to_key=_same, to_value=_same
             )
 
-    async def _deliver(self, records: list[Record]) -> list[int]:
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return await self.sink.deliver(records)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if attempt == ATTEMPTS:
-                    log.critical(
-                        "Could not deliver %s records after %s attempts (%r). Stopping now, "
-                        "before the batch's input offsets are committed; it is processed "
-                        "again after the restart.",
-                        len(records),
-                        attempt,
-                        exc,
-                    )
-                    exit_now()
-                log.warning("delivery failed (%r); attempt %s of %s", exc, attempt, ATTEMPTS)
-                await asyncio.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+
+async def deliver(sink: Sink, records: list[Record]) -> list[int]:
+    """Deliver ``records``, retrying; stop the process at once if that keeps failing."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await sink.deliver(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if attempt == ATTEMPTS:
+                log.critical(
+                    "Could not deliver %s records after %s attempts (%r). Stopping now, "
+                    "before the batch's input offsets are committed; it is processed "
+                    "again after the restart.",
+                    len(records),
+                    attempt,
+                    exc,
+                )
+                exit_now()
+            log.warning("delivery failed (%r); attempt %s of %s", exc, attempt, ATTEMPTS)
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _encoded(table: Any, key: str, value: Any) -> tuple[bytes, bytes | None]:

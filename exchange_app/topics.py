@@ -12,12 +12,14 @@ __all__ = [
     "dlq",
     "events",
     "fills",
+    "intake",
     "orders",
     "pnl",
     "profit",
     "routed",
     "sma",
     "stream_topics",
+    "trade_batches",
     "trades",
 ]
 
@@ -43,28 +45,32 @@ orders = app.topic(
     partitions=_settings.partitions,
     internal=True,
 )
-#: Orders re-partitioned by instrument, a batch per message, each order with its
-#: source partition and offset.
-routed = app.topic(
-    _settings.routed_topic,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=_settings.partitions,
-    internal=True,
-)
+
+
+def _batches(name: str) -> TopicT:
+    """An internal topic whose messages each pack a batch of records (``packing.py``)."""
+    return app.topic(
+        name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=_settings.partitions,
+        internal=True,
+    )
+
+
+#: Orders as producers sent them, packed per fetched batch by the intake.
+intake = _batches(_settings.intake_topic)
+#: Orders forwarded to their instrument's partition, packed per batch.
+routed = _batches(_settings.routed_topic)
+#: The trades of each matching batch and partition, packed, for the analytics.
+trade_batches = _batches(_settings.trade_batches_topic)
 trades = _output(_settings.trades_topic)
 events = _output(_settings.events_topic)
 sma = _output(_settings.sma_topic)
 profit = _output(_settings.profit_topic)
 pnl = _output(_settings.pnl_topic)
 #: Trade fills re-partitioned by account for the P&L agent, a batch per message.
-fills = app.topic(
-    _settings.fills_topic,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=_settings.partitions,
-    internal=True,
-)
+fills = _batches(_settings.fills_topic)
 dlq = app.topic(
     _settings.dlq_topic,
     key_serializer="raw",
@@ -80,6 +86,7 @@ by_stream: dict[str, TopicT] = {
     "profit": profit,
     "pnl": pnl,
     "routed": routed,
+    "trade_batches": trade_batches,
     "fills": fills,
     "dlq": dlq,
 }

@@ -10,6 +10,7 @@ simplejson's ``use_decimal`` and written back the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -49,19 +50,25 @@ def dumps(obj: Any) -> bytes:
 def parse_time(value: object) -> datetime:
     """The seed's ``2023/03/12, 23:48:37`` or ISO 8601; naive times are UTC."""
     if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, str):
+        return _parse_text(value)
+    raise ValueError(f"expected a timestamp string, got {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> datetime:
+    # Cached: the orders of one second, and the trades and bars of one order,
+    # carry the same text, and strptime is a good part of an order's cost.
+    try:
+        parsed = datetime.strptime(value, SEED_TIME_FORMAT)
+    except ValueError:
         try:
-            parsed = datetime.strptime(value, SEED_TIME_FORMAT)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(
-                    f"expected '{SEED_TIME_FORMAT}' or ISO 8601, got {value[:40]!r}"
-                ) from None
-    else:
-        raise ValueError(f"expected a timestamp string, got {type(value).__name__}")
+            raise ValueError(
+                f"expected '{SEED_TIME_FORMAT}' or ISO 8601, got {value[:40]!r}"
+            ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

@@ -2,10 +2,10 @@
 
 ::
 
-    successful_trade[p] ──► [analyse_trades] ──► sma, profit       (instrument, partition p)
-                                    │        └─► tape table        (recent trades, final bars)
-                                    └─► fills[q] ──► [compute_pnl] ──► pnl   (account)
-                                        (one message per batch and partition q)
+    trades-batched[p] ──► [analyse_trades] ──► sma, profit    (instrument, partition p)
+    (a matching batch's       │        └─► tape table     (recent trades, final bars)
+     trades, packed)          └─► fills[q] ──► [compute_pnl] ──► pnl   (account)
+                                  (one message per batch and partition q)
 
 Within a batch, an ``sma``/``profit`` record that a later one of the same
 instrument supersedes is dropped unless it is ``final``, and so is a ``pnl``
@@ -23,8 +23,9 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from exchange_app.application import app
+from exchange_app.packing import PackingError, unpack
 from exchange_app.routing import key_partition
-from exchange_app.topics import fills, trades
+from exchange_app.topics import fills, trade_batches
 from exchange_app.wire import dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, coalesce, fills_of
 from tables.declarations import bars_table, positions_table, profit_table, tape_table
@@ -50,14 +51,16 @@ def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
         adapter.invalidate()
 
 
-def _is_record(name: str, event: EventT) -> bool:
-    if isinstance(event.value, dict):
-        return True
-    log.error("%s: skipping %s, not a JSON object: %r", name, where(event), event.value)
-    return False
+def _trades(event: EventT) -> list[dict[str, Any]]:
+    """The trades packed in ``event``; a message that is not a packed batch is skipped."""
+    try:
+        return [loads(record.value or b"") for record in unpack(event.message.value or b"")]
+    except (PackingError, ValueError) as exc:
+        log.error("analyse_trades: skipping %s, not packed trades: %s", where(event), exc)
+        return []
 
 
-@app.agent(trades)
+@app.agent(trade_batches)
 async def analyse_trades(stream: StreamT[Any]) -> None:
     """Bars with every SMA, the window profit, the tape, and each trade's fills by account."""
     async for events in batches(stream):
@@ -69,15 +72,13 @@ async def _analyse(events: Sequence[EventT]) -> None:
     tx = Transaction()
     by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        if not _is_record("analyse_trades", event):
-            continue
-        trade: dict[str, Any] = event.value  # type: ignore[assignment]
         partition = event.message.partition
-        bars.handle(trade, partition, tx)
-        profits.handle(trade, partition, tx)
-        tape.record_trade(trade, partition, tx)
-        for fill in fills_of(trade):
-            by_account[key_partition(fill["account"], settings.partitions)].append(fill)
+        for trade in _trades(event):
+            bars.handle(trade, partition, tx)
+            profits.handle(trade, partition, tx)
+            tape.record_trade(trade, partition, tx)
+            for fill in fills_of(trade):
+                by_account[key_partition(fill["account"], settings.partitions)].append(fill)
     for adapter in (bars, profits, tape):
         adapter.flush(tx)
     tx.outputs = coalesce(tx.outputs)

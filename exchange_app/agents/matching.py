@@ -1,12 +1,13 @@
-"""The matching agents: orders in, trades and execution reports out, a batch at a time.
+"""The matching agents: packed orders in, trades and execution reports out, a batch at a time.
 
 ::
 
-    stock_exchange_orders[p] ──decode──┬─ bad ──► REJECTED report / DLQ record
-                                       ├─ instrument lives on p ──► match
-                                       └─ lives on q ──► orders-routed[q] ──► match
-                                          (one message per batch and partition q)
+    <app>-orders-intake[p] ──unpack──decode──┬─ bad ──► REJECTED report / DLQ record
+      (intake.py packs                        ├─ instrument lives on p ──► match
+       stock_exchange_orders[p])              └─ lives on q ──► orders-routed[q] ──► match
+                                                 (packed: one message per batch and q)
     match = MatchingState.handle into the batch's Transaction ──► checkpoint
+    trades ──► successful_trade (one per message) and trades-batched (packed, for analytics)
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from exchange_app.application import app
-from exchange_app.engine import Cancel, InvalidOrder, Order
+from exchange_app.engine import InvalidOrder
 from exchange_app.metrics import metrics
+from exchange_app.packing import Packed, PackingError, pack, unpack
 from exchange_app.routing import home_partition
-from exchange_app.topics import orders, routed
-from exchange_app.wire import decode_order, dumps, encode_order, loads, rejection_report
+from exchange_app.topics import intake, routed
+from exchange_app.wire import decode_order, dumps, rejection_report
 from tables.declarations import matching_table
 from tables.matching import MatchingState, Source
 from tables.transaction import Output, Transaction
 
-from .batches import batches, checkpoint, observe, source_of, where
+from .batches import batches, checkpoint, observe, where
 
 __all__ = ["match_orders", "match_routed", "state"]
 
@@ -54,7 +56,7 @@ def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
     state.load()
 
 
-@app.agent(orders)
+@app.agent(intake)
 async def match_orders(stream: StreamT[bytes]) -> None:
     """Orders as producers sent them: matched here or forwarded to their instrument's partition."""
     async for events in batches(stream):
@@ -63,7 +65,7 @@ async def match_orders(stream: StreamT[bytes]) -> None:
 
 @app.agent(routed)
 async def match_routed(stream: StreamT[bytes]) -> None:
-    """Batches of orders forwarded by ``match_orders``: matched on their instrument's partition."""
+    """Orders forwarded by ``match_orders``: matched on their instrument's partition."""
     async for events in batches(stream):
         await _process(events, forwarded=True)
 
@@ -71,85 +73,104 @@ async def match_routed(stream: StreamT[bytes]) -> None:
 async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
     started = time.perf_counter()
     tx = Transaction()
-    forwards: dict[int, list[list[Any]]] = defaultdict(list)
+    forwards: dict[int, list[Packed]] = defaultdict(list)
     for event in events:
+        partition = event.message.partition
         try:
-            if forwarded:
-                _match_forwarded(event, tx)
-            else:
-                _take(event, tx, forwards)
-        except Exception as exc:  # a bug must not stop the exchange: report, reload, go on
-            log.exception("failed to process %s", where(event))
-            # What came before stays; the books reload from the table after this commit.
-            await checkpoint().commit(tx)
-            state.invalidate()
-            tx = Transaction()
-            metrics.orders.labels("error").inc()
-            tx.send(Output("dlq", None, _dlq_record(event, [f"internal error: {exc!r}"])))
-        if tx.writes > MAX_WRITES:
-            await checkpoint().commit(tx)
-            tx = Transaction()
-    for partition, entries in forwards.items():
-        tx.send(Output("routed", None, dumps({"orders": entries}), partition))
-    _count(tx)
-    await checkpoint().commit(tx)
+            records = list(unpack(event.message.value or b""))
+        except PackingError as exc:
+            log.error("skipping %s, not a packed batch: %s", where(event), exc)
+            tx.send(_dlq(_unpacked(event), [f"not a packed batch: {exc}"]))
+            continue
+        for record in records:
+            try:
+                _take(record, partition, tx, None if forwarded else forwards)
+            except Exception as exc:  # a bug must not stop the exchange: report, reload, go on
+                log.exception("failed to process order %s@%s", record.partition, record.offset)
+                # What came before stays; the books reload from the table after this commit.
+                await checkpoint().commit(_finished(tx))
+                state.invalidate()
+                tx = Transaction()
+                metrics.orders.labels("error").inc()
+                tx.send(_dlq(record, [f"internal error: {exc!r}"]))
+            if tx.writes > MAX_WRITES:
+                await checkpoint().commit(_finished(tx))
+                tx = Transaction()
+    for home, packed in forwards.items():
+        tx.send(Output("routed", None, pack(packed), home))
+    await checkpoint().commit(_finished(tx))
     observe(events, started)
 
 
-def _take(event: EventT, tx: Transaction, forwards: dict[int, list[list[Any]]]) -> None:
-    message = event.message
+def _take(
+    record: Packed, partition: int, tx: Transaction, forwards: dict[int, list[Packed]] | None
+) -> None:
+    """Match one order on ``partition``, or (``forwards`` given) forward it to its home."""
     try:
-        command = decode_order(message.value or b"", max_bytes=settings.max_message_bytes)
+        command = decode_order(record.value or b"", max_bytes=settings.max_message_bytes)
     except InvalidOrder as exc:
-        tx.send(_invalid(event, exc))
+        tx.send(_invalid(record, exc))
         return
-    home = home_partition(command.instrument, settings.partitions, settings.spread_instruments)
-    if home != message.partition:
-        metrics.orders.labels("forwarded").inc()
-        forwards[home].append([message.partition, message.offset, encode_order(command)])
-        return
-    state.handle(command, Source(message.partition, message.offset), message.partition, tx)
+    if forwards is not None:
+        home = home_partition(command.instrument, settings.partitions, settings.spread_instruments)
+        if home != partition:
+            metrics.orders.labels("forwarded").inc()
+            forwards[home].append(record)
+            return
+    state.handle(command, Source(record.partition, record.offset), partition, tx)
     metrics.orders.labels("matched").inc()
 
 
-def _match_forwarded(event: EventT, tx: Transaction) -> None:
-    partition = event.message.partition
-    for source_partition, source_offset, order in loads(event.message.value or b"")["orders"]:
-        command: Order | Cancel = decode_order(order)
-        state.handle(command, Source(source_partition, source_offset), partition, tx)
-        metrics.orders.labels("matched").inc()
-
-
-def _count(tx: Transaction) -> None:
-    for output in tx.outputs:
-        if output.stream == "trades":
+def _finished(tx: Transaction) -> Transaction:
+    """Encode each trade once, for its topic and for the analytics' packed copy; count."""
+    packed: dict[int, list[Packed]] = defaultdict(list)
+    for index, output in enumerate(tx.outputs):
+        if output.stream == "trades" and output.partition is not None:
+            raw = dumps(output.value)
+            tx.outputs[index] = output._replace(value=raw)
+            packed[output.partition].append(
+                Packed(output.partition, output.value["seq"], 0, None, raw)
+            )
             metrics.trades.inc()
         elif output.stream == "events" and output.value.get("status") == "REJECTED":
             metrics.rejections.inc()
+    for partition, trades in packed.items():
+        tx.send(Output("trade_batches", None, pack(trades), partition))
+    return tx
 
 
-def _invalid(event: EventT, exc: InvalidOrder) -> Output:
+def _invalid(record: Packed, exc: InvalidOrder) -> Output:
     if exc.order_id is None:
         metrics.orders.labels("dlq").inc()
         metrics.dlq.inc()
-        return Output("dlq", None, _dlq_record(event, exc.reasons))
+        return _dlq(record, exc.reasons)
     metrics.orders.labels("invalid").inc()
     report = rejection_report(
         exc.reasons, order_id=exc.order_id, instrument=exc.instrument, account=exc.account
     )
-    report["source"] = source_of(event)
+    report["source"] = _source(record)
     return Output("events", exc.account or exc.instrument or "", report)
 
 
-def _dlq_record(event: EventT, reasons: list[str]) -> dict[str, Any]:
-    raw = event.message.value or b""
+def _source(record: Packed) -> dict[str, Any]:
+    return {"topic": settings.orders_topic, "partition": record.partition, "offset": record.offset}
+
+
+def _unpacked(event: EventT) -> Packed:
+    message = event.message
+    return Packed(message.partition, message.offset, 0, message.key, message.value)
+
+
+def _dlq(record: Packed, reasons: list[str]) -> Output:
+    raw = record.value or b""
     limit = settings.max_message_bytes
-    return {
+    value = {
         "reason": "; ".join(reasons),
         "reasons": reasons,
-        "source": source_of(event),
-        "key": (event.message.key or b"").decode("utf-8", "replace")[:256],
+        "source": _source(record),
+        "key": (record.key or b"").decode("utf-8", "replace")[:256],
         "value": raw[:limit].decode("utf-8", "replace"),
         "truncated": len(raw) > limit,
         "size": len(raw),
     }
+    return Output("dlq", None, value)

@@ -17,7 +17,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -31,11 +30,31 @@ __all__ = ["Broadcaster", "Event"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    id: str
-    kind: str  # trade | order | bar | profit | pnl
-    data: dict[str, Any]
+    """One pushed record. Made from a topic's bytes, it is decoded only if a client needs it:
+    the feed takes in every output record, most while nobody is watching."""
+
+    __slots__ = ("_data", "_raw", "id", "kind")
+
+    def __init__(
+        self, id: str, kind: str, data: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> None:
+        self.id = id
+        self.kind = kind  # trade | order | bar | profit | pnl
+        self._data = data
+        self._raw = raw
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            try:
+                data = loads(self._raw or b"")
+            except (ValueError, json.JSONDecodeError):
+                data = None
+            self._data = data if isinstance(data, dict) else {}
+            if not self._data:
+                self._raw = None  # not one of ours: push it as {}
+        return self._data
 
     def instruments(self) -> set[str]:
         instrument = self.data.get("instrument")
@@ -51,7 +70,10 @@ class Event:
         return not (account and account not in self.accounts())
 
     def encode(self) -> bytes:
-        payload = dumps(self.data).decode()
+        if self._raw and self.data:
+            payload = self._raw.decode()  # our compact JSON, as the topic has it
+        else:
+            payload = dumps(self.data).decode()
         return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
 
 
@@ -63,8 +85,11 @@ class Broadcaster:
         self.queue_size = queue_size
         self.subscribers: set[asyncio.Queue[Event | None]] = set()
 
-    def publish(self, kind: str, data: dict[str, Any]) -> Event:
-        event = Event(f"{self.boot}-{self.next}", kind, data)
+    def publish(
+        self, kind: str, data: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> Event:
+        """Push a record to every subscriber: ``data``, or the JSON bytes ``raw``."""
+        event = Event(f"{self.boot}-{self.next}", kind, data, raw)
         self.ring.append((self.next, event))
         self.next += 1
         for queue in list(self.subscribers):
@@ -113,7 +138,8 @@ class Broadcaster:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for tp, messages in batch.items():
                     for message in messages:
-                        self._publish_raw(topics[tp.topic], message.value)
+                        if message.value:
+                            self.publish(topics[tp.topic], raw=message.value)
         finally:
             await consumer.stop()
 
@@ -134,11 +160,3 @@ class Broadcaster:
         for tp in tps:
             consumer.seek(tp, ends[tp])
         return tps
-
-    def _publish_raw(self, kind: str, value: bytes | None) -> None:
-        try:
-            data = loads(value or b"")
-        except (ValueError, json.JSONDecodeError):
-            return
-        if isinstance(data, dict):
-            self.publish(kind, data)

@@ -66,6 +66,8 @@ def _lag() -> dict[tuple[str, int], tuple[int | None, int]]:
         except Exception:  # not assigned here any more
             continue
         lag[(topic, partition)] = (highwater, offset)
+    for partition, position in list(metrics.intake.items()):
+        lag[(settings.orders_topic, partition)] = position
     return lag
 
 

@@ -21,7 +21,9 @@ def test_app() -> Any:
 
 @pytest.fixture()
 def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
-    """What the agents deliver, per output stream: (key, JSON value, partition).
+    """What the agents deliver, per output stream: (key, value, partition).
+
+    Values are JSON, decoded; those of the packed streams are lists of ``Packed``.
 
     Deliveries go to a :class:`MemorySink`; the tables and in-memory state start empty.
     """
@@ -29,6 +31,7 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     from exchange_app.agents.batches import use_sink
     from exchange_app.agents.matching import state
     from exchange_app.checkpoint import MemorySink
+    from exchange_app.packing import unpack
     from exchange_app.topics import stream_topics
     from exchange_app.wire import loads
     from tables.declarations import (
@@ -48,10 +51,13 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     for adapter in (analytics.bars, analytics.profits, analytics.ledger, analytics.tape):
         adapter.invalidate()
 
+    packed = {"routed", "trade_batches"}
+
     class Delivered(dict[str, list[tuple[Any, Any, Any]]]):
         def __missing__(self, stream: str) -> list[tuple[Any, Any, Any]]:
+            decode = (lambda v: list(unpack(v))) if stream in packed else loads
             return [
-                (None if r.key is None else r.key.decode(), loads(r.value), r.partition)
+                (None if r.key is None else r.key.decode(), decode(r.value), r.partition)
                 for r in sink.records.get(stream_topics()[stream], [])
             ]
 

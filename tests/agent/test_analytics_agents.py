@@ -6,6 +6,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.wire import dumps
 
@@ -32,6 +33,11 @@ def trade(
 PARTITION = home_partition("TCS", 4)
 
 
+def packed(*trades: dict) -> bytes:
+    """A trades-batched message, as the matching agent sends it."""
+    return pack(Packed(PARTITION, t["seq"], 0, None, dumps(t)) for t in trades)
+
+
 def _event(value: Any, partition: int, offset: int) -> Any:
     message = SimpleNamespace(
         topic="t", partition=partition, offset=offset, timestamp=None, value=value, key=None
@@ -47,7 +53,7 @@ async def test_bars_and_profit_with_a_resent_trade(test_app, sent) -> None:
 
     async with analyse_trades.test_context() as agent:
         for t in [*TRADES[:2], TRADES[1], TRADES[2]]:  # trade 2 is re-sent once
-            await agent.put(t, key="TCS", partition=PARTITION)
+            await agent.put(packed(t), partition=PARTITION)
     sma = [value for _, value, _ in sent["sma"]]
     # How the puts fall into batches varies; within one, superseded records are dropped.
     seqs = [(r["last_seq"], r["final"]) for r in sma]
@@ -66,7 +72,7 @@ async def test_fills_by_account_then_pnl(test_app, sent) -> None:
 
     async with analyse_trades.test_context() as agent:
         for t in TRADES:
-            await agent.put(t, key="TCS", partition=PARTITION)
+            await agent.put(packed(t), partition=PARTITION)
     batches = sent["fills"]  # one message per input batch and account partition
     fills = [f for _, value, _ in batches for f in value["fills"]]
     assert sorted((f["seq"], f["leg"], f["account"], f["side"]) for f in fills) == [
@@ -94,8 +100,8 @@ async def test_fills_by_account_then_pnl(test_app, sent) -> None:
 async def test_a_batch_coalesces_superseded_records_and_keeps_finals(test_app, sent) -> None:
     from exchange_app.agents.analytics import _analyse, _compute_pnl
 
-    # One batch of three trades, as take_events hands it to the agent.
-    await _analyse([_event(t, PARTITION, offset) for offset, t in enumerate(TRADES)])
+    # One batch of three trades.
+    await _analyse([_event(packed(*TRADES), PARTITION, 0)])
     sma = [value for _, value, _ in sent["sma"]]
     assert [(r["final"], r["last_seq"]) for r in sma] == [(True, 2), (False, 3)]
     [(_, fills, partition)] = [b for b in sent["fills"] if b[2] == key_partition("alice", 4)][:1]

@@ -1,12 +1,13 @@
-"""The matching agents with Faust's test_context(): decode, route, match, send."""
+"""The matching agents with Faust's test_context(): unpack, decode, route, match, send."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition
-from exchange_app.wire import dumps
+from exchange_app.wire import loads
 
 PARTITIONS = 4
 HOME = {
@@ -30,13 +31,18 @@ def raw(
     return json.dumps(order).encode()
 
 
+def packed(partition: int, *values: tuple[int, bytes]) -> bytes:
+    """An intake message: orders of one partition at the given source offsets."""
+    return pack(Packed(partition, offset, 0, None, value) for offset, value in values)
+
+
 async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> None:
     from exchange_app.agents.matching import match_orders
 
     instrument = HOME[0]
     async with match_orders.test_context() as agent:
-        await agent.put(raw(1000001, "BUY", instrument), key=instrument.encode(), partition=0)
-        await agent.put(raw(1000002, "SELL", instrument), key=instrument.encode(), partition=0)
+        await agent.put(packed(0, (0, raw(1000001, "BUY", instrument))), partition=0)
+        await agent.put(packed(0, (1, raw(1000002, "SELL", instrument))), partition=0)
     [(key, trade, _)] = sent["trades"]
     assert key == instrument
     assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (
@@ -48,6 +54,8 @@ async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> No
     assert trade["seq"] == 1 and trade["update_timestamp"] == "2023/03/12, 23:48:37"
     assert [e[1]["status"] for e in sent["events"]] == ["ACCEPTED", "FILLED", "FILLED"]
     assert not sent["routed"] and not sent["dlq"]
+    [(_, [copy], partition)] = sent["trade_batches"]  # the analytics' packed copy
+    assert partition == 0 and loads(copy.value) == trade
 
 
 async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, sent) -> None:
@@ -55,16 +63,16 @@ async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, 
 
     instrument = HOME[2]
     async with match_orders.test_context() as agent:
-        await agent.put(raw(1, "BUY", instrument), key=None, partition=0)
-        await agent.put(raw(2, "SELL", instrument), key=None, partition=1)
+        await agent.put(packed(0, (0, raw(1, "BUY", instrument))), partition=0)
+        await agent.put(packed(1, (1, raw(2, "SELL", instrument))), partition=1)
     assert not sent["trades"]
-    forwarded = sent["routed"]  # a batch message per input batch and home partition
+    forwarded = sent["routed"]  # a packed message per input batch and home partition
     assert {partition for _, _, partition in forwarded} == {2}
-    sources = [entry[:2] for _, value, _ in forwarded for entry in value["orders"]]
-    assert sources == [[0, 0], [1, 1]]
+    sources = [(r.partition, r.offset) for _, value, _ in forwarded for r in value]
+    assert sources == [(0, 0), (1, 1)]
     async with match_routed.test_context() as agent:
         for _, value, partition in forwarded:
-            await agent.put(dumps(value), key=None, partition=partition)
+            await agent.put(pack(value), partition=partition)
     [(_, trade, _)] = sent["trades"]
     assert (trade["id"], trade["id_sell"], trade["instrument"]) == (1, 2, instrument)
 
@@ -82,13 +90,14 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
         b"x" * 70_000,
     ]
     async with match_orders.test_context() as agent:
-        for value in bad:
-            await agent.put(value, key=None, partition=0)
-        await agent.put(raw(10, "BUY", instrument), key=None, partition=0)
-        await agent.put(raw(11, "SELL", instrument), key=None, partition=0)
+        await agent.put(packed(0, *enumerate(bad)), partition=0)
+        await agent.put(packed(0, (6, raw(10, "BUY", instrument))), partition=0)
+        await agent.put(packed(0, (7, raw(11, "SELL", instrument))), partition=0)
+        await agent.put(b"\x00\x01 not a packed batch", partition=0)
     dlq = [value for _, value, _ in sent["dlq"]]
-    assert [d["source"]["offset"] for d in dlq] == [0, 1, 5]
+    assert [d["source"]["offset"] for d in dlq] == [0, 1, 5, 3]
     assert "not JSON" in dlq[0]["reason"] and dlq[2]["truncated"] and dlq[2]["size"] == 70_000
+    assert "not a packed batch" in dlq[3]["reason"]
     rejected = [value for _, value, _ in sent["events"] if value["status"] == "REJECTED"]
     assert [(r["order_id"], r["reasons"][0][:10]) for r in rejected] == [
         (7, "trxn_type:"),
@@ -103,11 +112,13 @@ async def test_replayed_event_has_no_new_effects(test_app, sent) -> None:
 
     instrument = HOME[0]
     async with match_orders.test_context() as agent:
-        await agent.put(raw(1, "BUY", instrument), key=None, partition=0)
-        await agent.put(raw(2, "SELL", instrument, quantity=2.0), key=None, partition=0)
-        agent.sent_offset = 1  # the worker restarts from the last committed offset
-        await agent.put(raw(2, "SELL", instrument, quantity=2.0), key=None, partition=0)
-        await agent.put(raw(3, "SELL", instrument, quantity=3.0), key=None, partition=0)
+        await agent.put(packed(0, (0, raw(1, "BUY", instrument))), partition=0)
+        await agent.put(packed(0, (1, raw(2, "SELL", instrument, quantity=2.0))), partition=0)
+        # the intake packs offset 1 again after a crash, with the next order
+        again = packed(
+            0, (1, raw(2, "SELL", instrument, quantity=2.0)), (2, raw(3, "SELL", instrument, 3.0))
+        )
+        await agent.put(again, partition=0)
     trades = [t[1] for t in sent["trades"]]
     # Offset 1 was applied (its outputs delivered before its state): nothing again.
     assert [t["seq"] for t in trades] == [1, 2]
