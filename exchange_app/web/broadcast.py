@@ -70,10 +70,8 @@ class Event:
         return not (account and account not in self.accounts())
 
     def encode(self) -> bytes:
-        if self._raw and self.data:
-            payload = self._raw.decode()  # our compact JSON, as the topic has it
-        else:
-            payload = dumps(self.data).decode()
+        # our own records go out as the topic has them: compact JSON
+        payload = self._raw.decode() if self._raw and self.data else dumps(self.data).decode()
         return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
 
 
