@@ -210,15 +210,121 @@ def worker(faust_args: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--orders", "count", default=200_000, show_default=True)
-@click.option("--runs", default=5, show_default=True)
-def bench(count: int, runs: int) -> None:
-    """Measure the pure matching engine in orders/s (seed stream and a deep book)."""
+@click.option(
+    "--orders",
+    "count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Orders per run  [default: 200,000; with --e2e 30,000]",
+)
+@click.option("--runs", default=5, show_default=True, help="Runs per engine benchmark.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the order streams.")
+@click.option(
+    "--e2e", is_flag=True, help="Benchmark the whole pipeline on its own broker and workers."
+)
+@click.option(
+    "--rate",
+    default=2_000.0,
+    type=click.FloatRange(min=1),
+    show_default=True,
+    help="--e2e: latency phase orders/s.",
+)
+@click.option(
+    "--latency-seconds",
+    default=20.0,
+    type=click.FloatRange(min=0.1),
+    show_default=True,
+    help="--e2e: how long the latency phase offers orders.",
+)
+@click.option(
+    "--resting",
+    default=1_000_000,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="--e2e: orders in the restart phase.",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    metavar="PHASE[,PHASE]",
+    help="--e2e: phases to leave out: passthrough, faust, drain, latency, restart.",
+)
+@click.option(
+    "--timeout",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="--e2e: seconds a phase may wait; 0 = by its size.",
+)
+@click.option("--keep", is_flag=True, help="--e2e: keep the temporary directory and the logs.")
+def bench(
+    count: int | None,
+    runs: int,
+    seed: int,
+    e2e: bool,
+    rate: float,
+    latency_seconds: float,
+    resting: int,
+    skip: tuple[str, ...],
+    timeout: float,
+    keep: bool,
+) -> None:
+    """Measure the pure matching engine in orders/s (seed stream and a deep book).
+
+    With --e2e: the exchange on an embedded broker next to a bare aiokafka
+    pass-through and a bare Faust agent (see the README, "End-to-end benchmark").
+    """
+    if e2e:
+        _bench_e2e(count, seed, rate, latency_seconds, resting, skip, timeout, keep)
+        return
     from .bench import run_benchmarks
 
     click.echo(f"matching engine, {runs} runs each, Python {sys.version.split()[0]}")
-    for result in run_benchmarks(count, runs):
+    for result in run_benchmarks(count or 200_000, runs, seed):
         click.echo(result.line())
+
+
+def _bench_e2e(
+    count: int | None,
+    seed: int,
+    rate: float,
+    latency_seconds: float,
+    resting: int,
+    skip: tuple[str, ...],
+    timeout: float,
+    keep: bool,
+) -> None:
+    from .broker import BrokerStartError
+    from .e2e import PHASES, E2EOptions, render, run_e2e
+
+    skipped = frozenset(p.strip() for part in skip for p in part.split(",") if p.strip())
+    if unknown := sorted(skipped - set(PHASES)):
+        raise click.BadParameter(f"unknown phase {', '.join(unknown)}", param_hint="--skip")
+    options = E2EOptions(
+        orders=count or 30_000,
+        rate=rate,
+        latency_seconds=latency_seconds,
+        resting=resting,
+        seed=seed,
+        keep=keep,
+        skip=skipped,
+        timeout=timeout,
+    )
+    parts = [f"{options.orders:,} seed orders (seed {seed})"]
+    if "latency" not in skipped:
+        parts.append(f"latency at {rate:,.0f} orders/s for {latency_seconds:g} s")
+    if "restart" not in skipped:
+        parts.append(f"{resting:,} resting orders")
+    click.echo(
+        f"end to end: {', '.join(parts)}; 4 partitions, embedded broker, "
+        f"Python {sys.version.split()[0]}"
+    )
+    try:
+        rows = run_e2e(options, lambda line: click.echo(line, err=True))
+    except BrokerStartError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(render(rows))
+    if any(row.failed for row in rows):
+        sys.exit(1)
 
 
 async def _stream_latency(url: str, count: int, instrument: str) -> list[float]:

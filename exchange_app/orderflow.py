@@ -18,6 +18,7 @@ __all__ = [
     "START_ID",
     "deep_book_orders",
     "mixed_orders",
+    "resting_orders",
     "seed_orders",
     "stepping_clock",
 ]
@@ -154,3 +155,26 @@ def deep_book_orders(
             sweep = rng.randint(1, 5)
             price = mid * 100 + sweep if side == "BUY" else mid * 100 - sweep
             yield new(side, price, rng.randint(50, 400))
+
+
+def resting_orders(
+    *,
+    clock: Callable[[], datetime],
+    count: int,
+    instruments: Sequence[str] = INSTRUMENTS,
+    levels: int = 1_000,
+    start_id: int = START_ID,
+) -> Iterator[dict[str, Any]]:
+    """``count`` LIMIT orders that never cross: bids at prices 1..``levels``, asks from
+    10,001 up, spread evenly over ``instruments`` and both sides; every one rests."""
+    for i in range(count):
+        buy = (i // len(instruments)) % 2 == 0
+        level = 1 + (i // (2 * len(instruments))) % levels
+        yield {
+            "id": start_id + i,
+            "instrument": instruments[i % len(instruments)],
+            "trxn_type": "BUY" if buy else "SELL",
+            "quantity": 1,
+            "price": level if buy else 10_000 + level,
+            "order_timestamp": format_seed_time(clock()),
+        }

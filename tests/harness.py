@@ -3,116 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from exchange_app.broker import free_port
+from exchange_app.processes import (  # noqa: F401  (the tests import them from here)
+    EXCHANGE,
+    FAUST,
+    ROOT,
+    Worker,
+    bootstrap,
+    exchange_env,
+    topic,
+)
 from exchange_app.wire import dumps, loads
-
-ROOT = Path(__file__).resolve().parent.parent
-FAUST = str(Path(sys.executable).with_name("faust"))
-EXCHANGE = str(Path(sys.executable).with_name("exchange"))
-
-
-def exchange_env(broker_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
-    """Settings for one isolated exchange on a shared broker: its own topics and group."""
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "EXCHANGE_BROKER": broker_url,
-        "EXCHANGE_APP_ID": f"ex-{tag}",
-        "EXCHANGE_DATA_DIR": str(data_dir),
-        "EXCHANGE_WEB_PORT": str(free_port()),
-        "EXCHANGE_PARTITIONS": "4",
-        "EXCHANGE_STORE": "rocksdb://",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("orders", "trades", "events", "sma", "profit", "pnl", "dlq"):
-        env[f"EXCHANGE_{name.upper()}_TOPIC"] = f"{tag}-{name}"
-    env.update(overrides)
-    return env
-
-
-def topic(env: dict[str, str], name: str) -> str:
-    return env[f"EXCHANGE_{name.upper()}_TOPIC"]
-
-
-def bootstrap(env: dict[str, str]) -> str:
-    return env["EXCHANGE_BROKER"].split("://", 1)[1]
-
-
-class Worker:
-    """``faust -A exchange_app worker`` as a child process with its log in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, command: list[str] | None = None) -> None:
-        self.env = env
-        self.log = log
-        self.command = command or [FAUST, "-A", "exchange_app", "worker", "-l", "info"]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.ready_after: float | None = None  # seconds from start to "Ready", last start
-
-    def start(self, timeout: float = 90.0) -> Worker:
-        mark = self.log.stat().st_size if self.log.exists() else 0
-        began = time.monotonic()
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
-            if b"[^Worker]: Ready" in self.log.read_bytes()[mark:]:
-                self.ready_after = time.monotonic() - began
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready within {timeout} s:\n{self.tail()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def wait_for(self, text: str, after: int = 0, timeout: float = 90.0) -> int:
-        """Wait until the log holds ``text`` past byte ``after``; return where it ends."""
-        deadline = time.monotonic() + timeout
-        needle = text.encode()
-        while time.monotonic() < deadline:
-            data = self.log.read_bytes()
-            found = data.find(needle, after)
-            if found >= 0:
-                return found + len(needle)
-            time.sleep(0.2)
-        raise TimeoutError(f"{text!r} not in the log within {timeout} s:\n{self.tail()}")
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
 
 
 async def produce(
@@ -199,7 +105,8 @@ def reference_outputs(
     """What a clean, uninterrupted run must produce, from the pure state adapter."""
     from exchange_app.engine import InvalidOrder
     from exchange_app.wire import decode_order
-    from tables.matching import MatchingState, Position, Source
+    from tables.matching import MatchingState, Source
+    from tables.transaction import Transaction
 
     state = state if state is not None else MatchingState({}, policy)
     outputs: list[Any] = []
@@ -208,7 +115,10 @@ def reference_outputs(
             command = decode_order(value if isinstance(value, bytes) else dumps(value))
         except InvalidOrder:
             continue
-        outputs += state.handle(command, Source(0, offset), Position("reference", 0, offset))
+        tx = Transaction()
+        state.handle(command, Source(0, offset), 0, tx)
+        tx.apply()
+        outputs += tx.outputs
     return outputs
 
 
@@ -226,6 +136,7 @@ def reference_analytics(
 ) -> dict[str, list[dict[str, Any]]]:
     """The sma, profit and pnl records a clean run emits for these trades, in order."""
     from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
+    from tests.factories import handled
 
     bars, profits, ledger = (
         BarsAnalytics({}, bar_seconds, windows),
@@ -235,10 +146,10 @@ def reference_analytics(
     out: dict[str, list[dict[str, Any]]] = {"sma": [], "profit": [], "pnl": []}
     for trade in trades:
         trade = loads(dumps(trade))  # as read from the topic
-        out["sma"] += [o.value for o in bars.handle(trade)]
-        out["profit"] += [o.value for o in profits.handle(trade)]
+        out["sma"] += [o.value for o in handled(bars, trade)]
+        out["profit"] += [o.value for o in handled(profits, trade)]
         for fill in fills_of(trade):
-            out["pnl"] += [o.value for o in ledger.handle(loads(dumps(fill)))]
+            out["pnl"] += [o.value for o in handled(ledger, loads(dumps(fill)))]
     return out
 
 

@@ -1,0 +1,323 @@
+"""End-to-end benchmark (``exchange bench --e2e``): the exchange next to bare Kafka and Faust.
+
+``bench.py`` times matching alone; this times what a user sees, orders through
+a broker and a worker, next to the floor any pipeline on this machine has: a
+plain consumer-to-producer copy and a Faust agent that only counts. Each run
+starts its own embedded broker and workers in a temporary directory:
+
+  pass-through   aiokafka getmany -> send copies N preloaded orders to another topic
+  bare Faust     ``bare_agent.py`` iterates the same N (rate measured inside the agent)
+  drain          N orders preloaded, then one worker: every order's first report
+                 (matching), every instrument's ``sma`` at its last trade (all agents)
+  latency        orders offered at a fixed rate: trade timestamp - aggressor's send time
+  restart        R resting orders drained, then Ready and /health after a restart on
+                 the worker's own state and after one restoring from the changelogs
+
+Drain figures come from the Kafka timestamps of the output records, so neither
+the worker's start nor the reader's pace counts. A phase that does not finish
+is reported with the worker's log tail, and the others still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ..broker import EmbeddedBroker, free_port
+from ..broker.admin import ensure_topics
+from ..orderflow import START_ID, resting_orders, seed_orders, stepping_clock
+from ..processes import FAUST, Worker, exchange_env, topic
+from ..settings import Settings
+from .outputs import analytics_caught_up, first_reports, trade_delays
+from .report import Row, percentile, render
+from .topic_io import TopicReader, copy_topic, keyed, offer, produce
+from .watch import PhaseError, Watch, boot
+
+__all__ = ["PHASES", "E2EOptions", "render", "run_e2e"]
+
+PHASES = ("passthrough", "faust", "drain", "latency", "restart")
+PARTITIONS = 4
+EPOCH = datetime(2023, 3, 12, 9, 15, tzinfo=UTC)
+#: how long a worker holding R resting orders may take to shut down cleanly
+STOP_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class E2EOptions:
+    """The command's options; the defaults are the full sizes."""
+
+    orders: int = 30_000
+    rate: float = 2_000.0
+    latency_seconds: float = 20.0
+    resting: int = 1_000_000
+    seed: int = 7
+    keep: bool = False
+    skip: frozenset[str] = frozenset()
+    #: seconds a phase may wait for a worker; 0 scales with the phase's size
+    timeout: float = 0.0
+
+    def patience(self, count: int) -> float:
+        """Seconds a wait for ``count`` orders may take: 2 min plus 500 orders/s at worst."""
+        return self.timeout or 120.0 + count / 500
+
+
+def run_e2e(options: E2EOptions, echo: Callable[[str], None]) -> list[Row]:
+    """Run every phase not skipped; return the table's rows (failed phases say so)."""
+    return asyncio.run(_Bench(options, echo).run())
+
+
+@dataclass
+class _Bench:
+    options: E2EOptions
+    echo: Callable[[str], None]
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    tmp: Path = Path()
+    broker: EmbeddedBroker | None = None
+    workers: list[Worker] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    base: float | None = None  # pass-through msg/s
+    preloaded: str | None = None  # topic holding the N seed orders
+    exchange: tuple[dict[str, str], Worker] | None = None  # the drained, running worker
+    fetch_wait_ms: int = 20  # the exchange's, read from the settings at the start
+
+    async def run(self) -> list[Row]:
+        self.fetch_wait_ms = Settings(embedded_broker=True).fetch_wait_ms or 20
+        self.tmp = Path(tempfile.mkdtemp(prefix="exchange-e2e-"))
+        self.broker = EmbeddedBroker("127.0.0.1", free_port(), log_file=self.tmp / "broker.log")
+        steps = (self.passthrough, self.bare_faust, self.drain, self.latency, self.restart)
+        phases = dict(zip(PHASES, steps, strict=True))
+        try:
+            self.broker.start()
+            self.echo(f"[e2e] broker {self.broker.bootstrap}, files in {self.tmp}")
+            for name, phase in phases.items():
+                if name not in self.options.skip:
+                    try:
+                        await phase()
+                    except Exception as exc:
+                        self.failed(name, exc)
+        finally:
+            for worker in self.workers:
+                worker.stop()
+            self.broker.stop()
+            if self.options.keep:
+                self.echo(f"[e2e] kept {self.tmp}")
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.rows
+
+    def failed(self, name: str, exc: Exception) -> None:
+        """Report a phase that did not finish; stop its workers, go on with the next."""
+        if isinstance(exc, PhaseError):
+            self.rows.append(Row(exc.phase, f"FAILED ({exc.what})"))
+            self.echo(f"[e2e] {exc}")
+        else:
+            self.rows.append(Row(name, f"FAILED ({exc.__class__.__name__}: {exc})"))
+            self.echo(f"[e2e] {name}: {exc!r}")
+        for worker in self.workers:  # a stuck worker must not slow the next phase down
+            worker.stop()
+        self.exchange = None
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.broker is not None
+        return self.broker.bootstrap
+
+    def patience(self, count: int) -> float:
+        return self.options.patience(count)
+
+    @property
+    def boot_timeout(self) -> float:
+        """How long a worker on a fresh app may take to log "Ready"."""
+        return self.options.timeout or 120.0
+
+    def ratio(self, rate: float) -> str:
+        return f"{rate / self.base:.2f}" if self.base else "-"
+
+    def env(self, name: str, **overrides: str) -> dict[str, str]:
+        assert self.broker is not None
+        return exchange_env(
+            self.broker.url, self.tmp / f"{name}-data", EXCHANGE_EMBEDDED_BROKER="true", **overrides
+        )
+
+    def worker(self, env: dict[str, str], log: str, command: list[str] | None = None) -> Worker:
+        worker = Worker(env, self.tmp / log, command)
+        self.workers.append(worker)
+        return worker
+
+    async def preload(self, name: str) -> str:
+        """Create topic ``name`` and fill it with the N seed orders."""
+        await ensure_topics([self.bootstrap], [name], partitions=PARTITIONS)
+        orders = seed_orders(clock=stepping_clock(), seed=self.options.seed)
+        n = self.options.orders
+        await produce(self.bootstrap, name, keyed(itertools.islice(orders, n), PARTITIONS))
+        return name
+
+    async def seed_topic(self) -> str:
+        if self.preloaded is None:
+            self.preloaded = await self.preload(f"e2e-{self.tag}-seed")
+        return self.preloaded
+
+    # -- phases ---------------------------------------------------------------------------
+
+    async def passthrough(self) -> None:
+        n, phase = self.options.orders, "aiokafka pass-through"
+        self.echo(f"[e2e] {phase}: {n:,} orders")
+        source = await self.seed_topic()
+        target = f"e2e-{self.tag}-copy"
+        await ensure_topics([self.bootstrap], [target], partitions=PARTITIONS)
+        try:
+            seconds = await copy_topic(
+                self.bootstrap,
+                source,
+                target,
+                n,
+                fetch_wait_ms=self.fetch_wait_ms,
+                timeout=self.patience(n),
+            )
+        except TimeoutError as exc:
+            raise PhaseError(phase, str(exc)) from exc
+        self.base = n / seconds
+        self.rows.append(Row(phase, f"{self.base:,.0f} msg/s", "1.00"))
+
+    async def bare_faust(self) -> None:
+        n, phase = self.options.orders, "bare Faust agent"
+        self.echo(f"[e2e] {phase}: {n:,} events")
+        out = self.tmp / "bare-agent.json"
+        env = self.env(
+            "bare",
+            EXCHANGE_APP_ID=f"bare-{self.tag}",
+            BARE_AGENT_TOPIC=await self.seed_topic(),
+            BARE_AGENT_EXPECT=str(n),
+            BARE_AGENT_OUT=str(out),
+        )
+        command = [FAUST, "-A", "exchange_app.e2e.bare_agent", "worker", "-l", "info"]
+        worker = self.worker(env, "bare-agent.log", command)
+        await boot(worker, phase, timeout=self.boot_timeout)
+        watch = Watch(phase, f"{n:,} events in the agent", worker, self.patience(n))
+        while not out.exists():
+            watch.check(None)
+            await asyncio.sleep(0.2)
+        rate = float(json.loads(out.read_text())["rate"])
+        rss = worker.peak_rss_mib()
+        worker.stop()
+        self.rows.append(Row(phase, f"{rate:,.0f} events/s", self.ratio(rate), rss))
+
+    async def drain(self) -> None:
+        n, phase = self.options.orders, "matching drain"
+        self.echo(f"[e2e] drain: {n:,} orders preloaded, then one worker")
+        env = self.env("exchange")
+        await self.preload(topic(env, "orders"))
+        worker = self.worker(env, "exchange.log")
+        await boot(worker, phase, timeout=self.boot_timeout)
+        first, last = await self.reports(env, worker, phase, n)
+        rate = n * 1000 / max(last - first, 1)
+        rss = worker.peak_rss_mib()
+        self.rows.append(Row(phase, f"{rate:,.0f} orders/s", self.ratio(rate), rss))
+        phase = "all-agents drain"
+        watch = Watch(phase, "an sma at each instrument's last trade", worker, self.patience(n))
+        trades = await TopicReader(self.bootstrap, topic(env, "trades")).start()
+        sma = await TopicReader(self.bootstrap, topic(env, "sma")).start()
+        try:
+            done = await analytics_caught_up(trades, sma, watch)
+        finally:
+            await trades.stop()
+            await sma.stop()
+        rss = worker.peak_rss_mib()
+        if done is None:
+            self.rows.append(Row(phase, "no trades", rss=rss))
+        else:
+            rate = n * 1000 / max(done - first, 1)
+            self.rows.append(Row(phase, f"{rate:,.0f} orders/s", self.ratio(rate), rss))
+        if "latency" in self.options.skip:
+            worker.stop()
+        else:
+            self.exchange = env, worker  # the latency phase goes on with it
+
+    async def latency(self) -> None:
+        rate, seconds, phase = self.options.rate, self.options.latency_seconds, "latency"
+        if self.exchange is None:
+            env = self.env("latency")
+            worker = self.worker(env, "latency.log")
+            await boot(worker, phase, timeout=self.boot_timeout)
+            self.exchange = env, worker
+        env, worker = self.exchange
+        self.echo(f"[e2e] {phase}: {rate:,.0f} orders/s for {seconds:g} s")
+        events = await TopicReader(self.bootstrap, topic(env, "events")).start(from_end=True)
+        trades = await TopicReader(self.bootstrap, topic(env, "trades")).start(from_end=True)
+        try:
+            start_id = START_ID + self.options.orders  # after the drain's ids and event times
+            clock = stepping_clock(EPOCH + timedelta(seconds=self.options.orders))
+            orders = seed_orders(clock=clock, seed=self.options.seed + 1, start_id=start_id)
+            sent_at, took = await offer(
+                self.bootstrap, topic(env, "orders"), orders, PARTITIONS, rate=rate, seconds=seconds
+            )
+            count = len(sent_at)
+            watch = Watch(phase, f"reports of {count:,} orders", worker, self.patience(count))
+            await first_reports(events, start_id, count, watch)
+            ms = await trade_delays(trades, sent_at)
+        finally:
+            await events.stop()
+            await trades.stop()
+        rss = worker.peak_rss_mib()
+        worker.stop()
+        self.exchange = None
+        held = f"{len(sent_at) / took:,.0f}/s held" if took else ""
+        title = f"latency at {rate:,.0f}/s for {seconds:g} s"
+        if not ms:
+            self.rows.append(Row(title, f"no trades ({len(sent_at):,} orders, {held})", rss=rss))
+            return
+        self.rows.append(
+            Row(
+                title,
+                f"p50 {percentile(ms, 50):,.1f} ms, p99 {percentile(ms, 99):,.1f} ms, "
+                f"max {ms[-1]:,.1f} ms; {len(ms):,} trades, {held}",
+                rss=rss,
+            )
+        )
+
+    async def restart(self) -> None:
+        r, phase = self.options.resting, f"resting drain ({self.options.resting:,} orders)"
+        self.echo(f"[e2e] restart: producing {r:,} resting orders")
+        env = self.env("restart")
+        await ensure_topics([self.bootstrap], [topic(env, "orders")], partitions=PARTITIONS)
+        orders = resting_orders(clock=stepping_clock(), count=r)
+        await produce(self.bootstrap, topic(env, "orders"), keyed(orders, PARTITIONS), linger_ms=50)
+        worker = self.worker(env, "restart.log")
+        await boot(worker, phase, timeout=self.boot_timeout)
+        first, last = await self.reports(env, worker, phase, r)
+        rate = r * 1000 / max(last - first, 1)
+        self.rows.append(Row(phase, f"{rate:,.0f} orders/s", rss=worker.peak_rss_mib()))
+        worker.stop(timeout=STOP_SECONDS)
+        for phase, wipe in (("restart on local state", False), ("restart from changelog", True)):
+            if wipe:
+                shutil.rmtree(env["EXCHANGE_DATA_DIR"], ignore_errors=True)
+            self.echo(f"[e2e] {phase}")
+            url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/health"
+            timeout = self.patience(r)
+            ready, healthy = await boot(worker, phase, timeout=timeout, health_url=url)
+            rss = worker.peak_rss_mib()
+            worker.stop(timeout=STOP_SECONDS)
+            self.rows.append(
+                Row(phase, f"Ready {ready:.1f} s, /health 200 {healthy:.1f} s", rss=rss)
+            )
+
+    # -- readers -----------------------------------------------------------------------------
+
+    async def reports(
+        self, env: dict[str, str], worker: Worker, phase: str, count: int
+    ) -> tuple[int, int]:
+        """``first_reports`` of the ``count`` orders from ``START_ID``, from the topic's start."""
+        watch = Watch(phase, f"a report of each of {count:,} orders", worker, self.patience(count))
+        events = await TopicReader(self.bootstrap, topic(env, "events"), fetch_wait_ms=100).start()
+        try:
+            return await first_reports(events, START_ID, count, watch, probe=True)
+        finally:
+            await events.stop()
