@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 __all__ = ["main"]
 
@@ -53,8 +53,17 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def _home(instrument: str, settings: Settings) -> int:
+    from .routing import home_partition
+
+    return home_partition(instrument, settings.partitions, settings.spread_instruments)
+
+
 async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: float) -> int:
-    """Send orders keyed by instrument, at most ``rate`` a second (0: as fast as possible)."""
+    """Send orders keyed by instrument to its home partition, at most ``rate`` a second.
+
+    ``rate`` 0 sends as fast as possible.
+    """
     from aiokafka import AIOKafkaProducer
 
     from .broker.admin import ensure_topics
@@ -93,7 +102,10 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
             else:
                 raw, key = dumps(order), order.get("instrument")
             await producer.send(
-                settings.orders_topic, raw, key=key.encode() if isinstance(key, str) else None
+                settings.orders_topic,
+                raw,
+                key=key.encode() if isinstance(key, str) else None,
+                partition=_home(key, settings) if isinstance(key, str) else None,
             )
             sent += 1
             if rate:

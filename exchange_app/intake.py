@@ -2,7 +2,7 @@
 
 ::
 
-    stock_exchange_orders[p] ──(plain aiokafka consumer, group <app>-intake)──►
+    stock_exchange_orders[p] ──(plain aiokafka consumer, offsets of group <app>-intake)──►
         <app>-orders-intake[p]   one message per fetch and partition (``packing.py``)
         ──► [match_orders]       a Faust event per batch, not per order
 
@@ -12,8 +12,14 @@ engine and the broker carry. The intake reads with a plain consumer, packs
 each partition's records with their source partition and offset, delivers
 the packed message, and only then commits its offsets. After a crash it may
 pack some orders again; the matching state drops them by their source offset,
-so the effect is once (``tables/matching.py``). Every worker runs an intake;
-its group spreads the orders partitions over the workers.
+so the effect is once (``tables/matching.py``).
+
+The intake of orders partition *p* runs on the worker Faust gave intake
+partition *p*: it follows the worker's assignment instead of joining a group
+of its own, so it starts as soon as the worker has partitions (a second group
+would wait for its own rebalance after every restart). It commits its offsets
+under the group ``<app>-intake`` without membership; during a rebalance two
+workers may pack the same orders for a moment, which the source offsets undo.
 """
 
 from __future__ import annotations
@@ -57,6 +63,17 @@ def packed_messages(topic: str, partition: int, messages: list[Any]) -> list[Rec
     return records
 
 
+#: orders partitions this worker's intake reads: those of its intake partitions
+_wanted: frozenset[int] = frozenset()
+
+
+@app.on_partitions_assigned.connect
+def _follow_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    global _wanted
+    assigned = args[0] if args else kwargs.get("assigned", ())
+    _wanted = frozenset(tp.partition for tp in assigned if tp.topic == settings.intake_topic)
+
+
 def _consumer() -> AIOKafkaConsumer:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
@@ -66,13 +83,7 @@ def _consumer() -> AIOKafkaConsumer:
         "fetch_max_wait_ms": settings.fetch_wait_ms or 500,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
     }
-    if settings.embedded_broker:  # as in application.faust_options
-        options |= {
-            "session_timeout_ms": 6000,
-            "heartbeat_interval_ms": 1000,
-            "rebalance_timeout_ms": 6000,
-        }
-    return AIOKafkaConsumer(settings.orders_topic, **options)
+    return AIOKafkaConsumer(**options)
 
 
 @app.task
@@ -87,9 +98,17 @@ async def intake() -> None:
             log.info("intake: waiting for the broker (%r)", exc)
             await asyncio.sleep(1.0)
     sink = KafkaSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
+    reading: frozenset[int] = frozenset()
     try:
         while True:
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_size)
+            if reading != _wanted:
+                reading = _wanted
+                consumer.assign([TopicPartition(settings.orders_topic, p) for p in sorted(reading)])
+                log.info("intake: reading %s partitions %s", settings.orders_topic, sorted(reading))
+            if not reading:
+                await asyncio.sleep(0.1)
+                continue
+            fetched = await consumer.getmany(timeout_ms=100, max_records=settings.batch_size)
             if not fetched:
                 continue
             records = []
@@ -102,10 +121,7 @@ async def intake() -> None:
                 )
             except CommitFailedError as exc:  # a rebalance: the next owner packs them again
                 log.info("intake: offsets not committed (%r); duplicates will be dropped", exc)
-            for tp, messages in fetched.items():
-                metrics.intake[tp.partition] = (
-                    consumer.highwater(TopicPartition(tp.topic, tp.partition)),
-                    messages[-1].offset,
-                )
+            for tp in fetched:
+                metrics.orders_highwater[tp.partition] = consumer.highwater(tp)
     finally:
         await consumer.stop()

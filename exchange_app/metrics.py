@@ -63,8 +63,8 @@ class Metrics:
             registry=self.registry,
         )
         self.processed: dict[tuple[str, int], int] = {}
-        #: orders partition -> (high watermark, last offset packed) of the intake
-        self.intake: dict[int, tuple[int | None, int]] = {}
+        #: orders partition -> its high watermark, as the intake last saw it
+        self.orders_highwater: dict[int, int | None] = {}
         self.lag_source: LagSource | None = None
         self.registry.register(_LagCollector(self))
 

@@ -74,6 +74,7 @@ async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
     started = time.perf_counter()
     tx = Transaction()
     forwards: dict[int, list[Packed]] = defaultdict(list)
+    replayed = 0
     for event in events:
         partition = event.message.partition
         try:
@@ -84,7 +85,7 @@ async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
             continue
         for record in records:
             try:
-                _take(record, partition, tx, None if forwarded else forwards)
+                replayed += not _take(record, partition, tx, None if forwarded else forwards)
             except Exception as exc:  # a bug must not stop the exchange: report, reload, go on
                 log.exception("failed to process order %s@%s", record.partition, record.offset)
                 # What came before stays; the books reload from the table after this commit.
@@ -100,25 +101,35 @@ async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
         tx.send(Output("routed", None, pack(packed), home))
     await checkpoint().commit(_finished(tx))
     observe(events, started)
+    if replayed:
+        metrics.orders.labels("replayed").inc(replayed)
+        log.info("%s orders were already applied (read again after a restart): skipped", replayed)
 
 
 def _take(
     record: Packed, partition: int, tx: Transaction, forwards: dict[int, list[Packed]] | None
-) -> None:
-    """Match one order on ``partition``, or (``forwards`` given) forward it to its home."""
+) -> bool:
+    """Match one order on ``partition``, or (``forwards`` given) forward it to its home.
+
+    False: the order was applied before (a replay), nothing happened.
+    """
+    if forwards is not None:  # the orders topic's lag, counted in orders (metrics)
+        metrics.processed[(settings.orders_topic, record.partition)] = record.offset
     try:
         command = decode_order(record.value or b"", max_bytes=settings.max_message_bytes)
     except InvalidOrder as exc:
         tx.send(_invalid(record, exc))
-        return
+        return True
     if forwards is not None:
         home = home_partition(command.instrument, settings.partitions, settings.spread_instruments)
         if home != partition:
             metrics.orders.labels("forwarded").inc()
             forwards[home].append(record)
-            return
-    state.handle(command, Source(record.partition, record.offset), partition, tx)
+            return True
+    if not state.handle(command, Source(record.partition, record.offset), partition, tx):
+        return False
     metrics.orders.labels("matched").inc()
+    return True
 
 
 def _finished(tx: Transaction) -> Transaction:

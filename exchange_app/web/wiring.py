@@ -12,6 +12,7 @@ from exchange_app.agents.matching import state
 from exchange_app.application import app
 from exchange_app.broker.watch import check_broker_epoch
 from exchange_app.metrics import metrics
+from exchange_app.routing import home_partition, key_partition
 from exchange_app.topics import orders
 from tables.declarations import matching_table, positions_table
 
@@ -35,13 +36,21 @@ def _canonical() -> str:
     return str(app.conf.canonical_url).rstrip("/")
 
 
+def _partition_of(kind: str, key: str) -> int:
+    if kind == "instrument":
+        return home_partition(key, settings.partitions, settings.spread_instruments)
+    return key_partition(key, settings.partitions)
+
+
 def _owner(kind: str, key: str) -> str | None:
+    """The web address of the worker whose tables hold ``key``; None: this one (or unknown)."""
     table = matching_table if kind == "instrument" else positions_table
-    try:
-        url = str(app.assignor.key_store(table.changelog_topic.get_topic_name(), key.encode()))
-    except KeyError:  # no assignment yet: answer from here
-        return None
-    return None if url.rstrip("/") == _canonical() else url
+    changelog = table.changelog_topic.get_topic_name()
+    partition = _partition_of(kind, key)
+    for url, assignment in app.assignor.table_metadata(changelog).items():
+        if partition in assignment.get(changelog, ()):
+            return None if str(url).rstrip("/") == _canonical() else str(url)
+    return None  # no assignment yet: answer from here
 
 
 def _peers() -> list[str]:
@@ -55,19 +64,21 @@ def _healthy() -> bool:
 
 
 async def _publish(key: str, raw: bytes) -> None:
-    await orders.send(key=key.encode(), value=raw)
+    """Order entry: the order goes to its instrument's home partition."""
+    await orders.send(key=key.encode(), value=raw, partition=_partition_of("instrument", key))
 
 
 def _lag() -> dict[tuple[str, int], tuple[int | None, int]]:
     lag: dict[tuple[str, int], tuple[int | None, int]] = {}
     for (topic, partition), offset in list(metrics.processed.items()):
-        try:
-            highwater = app.consumer.highwater(TP(topic, partition))
-        except Exception:  # not assigned here any more
-            continue
+        if topic == settings.orders_topic:  # read by the intake, matched in batches
+            highwater = metrics.orders_highwater.get(partition)
+        else:
+            try:
+                highwater = app.consumer.highwater(TP(topic, partition))
+            except Exception:  # not assigned here any more
+                continue
         lag[(topic, partition)] = (highwater, offset)
-    for partition, position in list(metrics.intake.items()):
-        lag[(settings.orders_topic, partition)] = position
     return lag
 
 
