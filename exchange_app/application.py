@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -26,6 +27,7 @@ from . import codec  # noqa: F401  (registers the exjson codec)
 from .broker.admin import ensure_topics
 from .broker.epoch import EPOCH_FILE, broker_epoch, reconcile_local_state
 from .broker.offsets import Transport
+from .broker.restore import restore_changelogs
 from .broker.watch import EX_TEMPFAIL, BrokerLost, request_restart
 from .settings import Settings, get_settings
 
@@ -40,6 +42,13 @@ class ExchangeApp(faust.App):
     settings: Settings
     #: the broker epoch this worker's local state belongs to (set at start)
     broker_epoch: str | None = None
+    #: called once local state is final for the start (epoch checked, changelogs
+    #: restored), before the worker joins its group: a chance to read it early
+    on_local_state_ready: list[Callable[[], None]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_local_state_ready = []
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -92,6 +101,15 @@ class ExchangeApp(faust.App):
         )
         reconcile_local_state(epoch, self.conf.appdir, self.conf.tabledir)
         self.broker_epoch = epoch
+        if settings.bulk_restore:
+            await restore_changelogs(
+                self.tables.values(),
+                settings.bootstrap_servers,
+                fetch_wait_ms=settings.fetch_wait_ms or 500,
+                partitions=settings.partitions,
+            )
+        for callback in self.on_local_state_ready:
+            callback()
 
     async def _ensure_topics_when_reachable(
         self, settings: Settings, wait: float = 60.0

@@ -44,7 +44,17 @@ from tables.transaction import Output, Transaction
 from .broker.watch import exit_now
 from .wire import dumps
 
-__all__ = ["Checkpoint", "KafkaSink", "MemorySink", "Record", "Sink", "deliver"]
+__all__ = [
+    "ChangelogEvent",
+    "ChangelogMessage",
+    "Checkpoint",
+    "KafkaSink",
+    "MemorySink",
+    "Record",
+    "Sink",
+    "deliver",
+    "same",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +139,7 @@ class MemorySink:
         return offsets
 
 
-class _Message(NamedTuple):
+class ChangelogMessage(NamedTuple):
     tp: TP
     partition: int
     offset: int
@@ -137,15 +147,16 @@ class _Message(NamedTuple):
     value: bytes | None
 
 
-class _ChangelogEvent(NamedTuple):
-    """The shape a Faust store's ``apply_changelog_batch`` reads."""
+class ChangelogEvent(NamedTuple):
+    """The shape a Faust store's ``apply_changelog_batch`` reads: raw bytes in ``message``
+    (RocksDB), decoded ``key``/``value`` (the memory store)."""
 
     key: Any
     value: Any
-    message: _Message
+    message: ChangelogMessage
 
 
-def _same(value: Any) -> Any:
+def same(value: Any) -> Any:
     return value
 
 
@@ -191,17 +202,17 @@ class Checkpoint:
             for _ in changes:
                 record = records[position]
                 key, value = keys[position]
-                message = _Message(
+                message = ChangelogMessage(
                     TP(record.topic, partition),
                     partition,
                     offsets[position],
                     record.key,
                     record.value,
                 )
-                events.append(_ChangelogEvent(key, value, message))
+                events.append(ChangelogEvent(key, value, message))
                 position += 1
             table.data.apply_changelog_batch(  # type: ignore[attr-defined]
-                events, to_key=_same, to_value=_same
+                events, to_key=same, to_value=same
             )
 
 

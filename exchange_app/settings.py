@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         "i-th on partition i mod N); others go where murmur2 of the name puts them.",
     )
 
+    bulk_restore: bool = Field(
+        True,
+        description="At start, read every table changelog partition into the local store "
+        "with a plain consumer before Faust's recovery (much faster); false on a cluster "
+        "with many workers and partitions, where each worker needs only its own.",
+    )
+
     # -- batches -------------------------------------------------------------
     batch_size: int = Field(
         1_000, ge=1, description="Input messages an agent takes and makes durable at once."

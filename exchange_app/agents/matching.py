@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -28,7 +29,7 @@ from exchange_app.routing import home_partition
 from exchange_app.topics import intake, routed
 from exchange_app.wire import decode_order, dumps, rejection_report
 from tables.declarations import matching_table
-from tables.matching import MatchingState, Source
+from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
 
 from .batches import batches, checkpoint, observe, where
@@ -38,11 +39,39 @@ __all__ = ["match_orders", "match_routed", "state"]
 log = logging.getLogger(__name__)
 settings = app.settings
 
-state = MatchingState(matching_table, settings.matching)
+state = MatchingState(matching_table, settings.matching, read=matching_table.stored_items)
 
 #: Commit a transaction early once it holds this many changed keys (a sweep of a
 #: deep book), so that one partition's changes still fit one record batch.
 MAX_WRITES = 4_000
+
+
+#: Books read from the local store at start, per partition, with the changelog
+#: offset each partition had then (``_preload``).
+_preloaded: tuple[asyncio.Future[dict[int, Books]], dict[int, int | None]] | None = None
+
+
+def _preload() -> None:
+    """Read every local partition's books in a thread while the worker joins its group.
+
+    Joining takes seconds on which the event loop mostly waits; a book of a
+    million orders takes as long to read. If a partition is assigned and its
+    store still holds the same changelog offset, its preloaded books are used.
+    """
+    global _preloaded
+    partitions = range(settings.partitions)
+    local = {p: matching_table.local_partition(p) for p in partitions}
+    offsets = {p: offset for p, (offset, _) in local.items()}
+    if all(offset is None for offset in offsets.values()):
+        return  # nothing stored locally
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(
+        None, lambda: {p: state.read_books(items) for p, (_, items) in local.items()}
+    )
+    _preloaded = future, offsets
+
+
+app.on_local_state_ready.append(_preload)
 
 
 @app.on_partitions_assigned.connect
@@ -51,9 +80,33 @@ def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
 
 
 @app.on_rebalance_complete.connect
-def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    """Load the books as soon as their table is restored, before the first order arrives."""
-    state.load()
+async def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Load the books once their table is restored, before the first order arrives.
+
+    The reading runs in a thread so that the worker keeps its heartbeats while a
+    large book loads; the agents wait, since recovery completes after this.
+    """
+    global _preloaded
+    changelog = matching_table.changelog_topic.get_topic_name()
+    assigned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+    preloaded, _preloaded = _preloaded, None
+    generation = state.generation
+    loaded: Books | None = None
+    if preloaded is not None:
+        future, offsets = preloaded
+        per_partition = await future
+        if all(matching_table.local_offset(p) == offsets[p] for p in assigned):
+            loaded = ({}, {})
+            for p in assigned:
+                loaded[0].update(per_partition[p][0])
+                loaded[1].update(per_partition[p][1])
+    if loaded is None:
+        items = matching_table.stored_items()
+        loaded = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: state.read_books(items)
+        )
+    if state.generation == generation:  # no newer assignment meanwhile
+        state.install(loaded)
 
 
 @app.agent(intake)

@@ -39,7 +39,7 @@ from ..settings import Settings
 from .outputs import analytics_caught_up, first_reports, trade_delays
 from .report import Row, percentile, render
 from .topic_io import TopicReader, copy_topic, keyed, offer, produce
-from .watch import PhaseError, Watch, boot
+from .watch import PhaseError, Watch, books_served, boot
 
 __all__ = ["PHASES", "E2EOptions", "render", "run_e2e"]
 
@@ -300,13 +300,21 @@ class _Bench:
             if wipe:
                 shutil.rmtree(env["EXCHANGE_DATA_DIR"], ignore_errors=True)
             self.echo(f"[e2e] {phase}")
-            url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/health"
+            base = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
             timeout = self.patience(r)
-            ready, healthy = await boot(worker, phase, timeout=timeout, health_url=url)
+            ready, healthy = await boot(worker, phase, timeout=timeout, health_url=f"{base}/health")
+            served, resting = await books_served(base, worker, phase, timeout)
+            if resting != r:
+                raise PhaseError(phase, f"the books hold {resting:,} orders, not {r:,}", worker)
             rss = worker.peak_rss_mib()
             worker.stop(timeout=STOP_SECONDS)
             self.rows.append(
-                Row(phase, f"Ready {ready:.1f} s, /health 200 {healthy:.1f} s", rss=rss)
+                Row(
+                    phase,
+                    f"Ready {ready:.1f} s, /health 200 {healthy:.1f} s, "
+                    f"books served {served:.1f} s",
+                    rss=rss,
+                )
             )
 
     # -- readers -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import aiohttp
 
 from ..processes import Worker, WorkerExited
 
-__all__ = ["STALL_SECONDS", "PhaseError", "Watch", "boot"]
+__all__ = ["STALL_SECONDS", "PhaseError", "Watch", "books_served", "boot"]
 
 #: how long a wait may see no progress before it gives up
 STALL_SECONDS = 90.0
@@ -100,5 +100,23 @@ async def boot(
                     pass
             if ready and healthy is not None:
                 return worker.ready_after or 0.0, healthy
+            watch.check(None)
+            await asyncio.sleep(0.05)
+
+
+async def books_served(base: str, worker: Worker, phase: str, timeout: float) -> tuple[float, int]:
+    """Seconds from process start until ``/instruments`` answers (the books are loaded:
+    it answers 503 before), and the resting orders it shows."""
+    watch = Watch(phase, "the books to be served", worker, timeout)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5.0)) as session:
+        while True:
+            try:
+                async with session.get(f"{base}/instruments?scope=local") as response:
+                    if response.status == 200:
+                        served = time.monotonic() - worker.started_at
+                        rows = (await response.json())["instruments"]
+                        return served, sum(int(row["resting_orders"]) for row in rows)
+            except (aiohttp.ClientError, TimeoutError):
+                pass
             watch.check(None)
             await asyncio.sleep(0.05)

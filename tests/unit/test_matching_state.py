@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import random
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange_app.engine import Cancel, Order
-from tables.matching import MatchingState, Source
+from exchange_app.engine import Cancel, Order, RestingOrder
+from exchange_app.wire import dumps, loads
+from tables.matching import MatchingState, Source, decode_resting, encode_resting
 from tables.transaction import Output, Transaction
 from tests.factories import cancel, order
 
@@ -181,3 +183,28 @@ def test_crashes_at_any_checkpoint_step_give_the_clean_run(
     assert trades == {
         (o.value["instrument"], o.value["seq"]): o.value for o in expected if o.stream == "trades"
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 2**53),
+    st.sampled_from(["BUY", "SELL"]),
+    st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(10**9), places=4),
+    st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(10**6), places=4),
+    st.none() | st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z"),
+    st.integers(1, 2**40),
+    st.integers(0, 10**9),
+)
+def test_a_resting_order_round_trips_through_its_stored_form(
+    id: int,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    account: str | None,
+    arrival: int,
+    at: int,
+) -> None:
+    placed = order(id, side, quantity, price, account=account, at=at)
+    resting = RestingOrder(placed, quantity, arrival)
+    stored = encode_resting(resting)
+    assert decode_resting(loads(dumps(stored))) == resting
