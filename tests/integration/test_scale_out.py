@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from exchange_app.orderflow import mixed_orders, seed_orders, stepping_clock
@@ -18,8 +20,10 @@ from tests.harness import (
     consume_analytics,
     exchange_env,
     produce,
+    reference_outputs,
     reference_run,
     trades_by_id,
+    trades_in,
 )
 
 pytestmark = pytest.mark.integration
@@ -34,6 +38,19 @@ INSTRUMENTS = [
 ]
 
 
+def worker_pool(
+    broker: Any, tmp_path: Path, count: int
+) -> tuple[dict[str, str], list[dict[str, str]], list[Worker]]:
+    """``count`` workers of one exchange (not started): their own data dirs and web ports."""
+    base = exchange_env(broker.url, tmp_path / "w0")
+    port = int(base["EXCHANGE_WEB_PORT"])
+    envs = [
+        {**base, "EXCHANGE_DATA_DIR": str(tmp_path / f"w{n}"), "EXCHANGE_WEB_PORT": str(port + n)}
+        for n in range(count)
+    ]
+    return base, envs, [Worker(env, tmp_path / f"w{n}.log") for n, env in enumerate(envs)]
+
+
 def order_log() -> list[dict]:
     clock = stepping_clock(step=0.5)
     seed = seed_orders(clock=clock, seed=31, instruments=INSTRUMENTS, accounts=("ann", "ben", "cy"))
@@ -45,13 +62,7 @@ async def test_workers_join_and_leave_while_orders_flow(broker, tmp_path: Path, 
     orders = order_log()
     reference, expected, analytics = reference_run(orders)
 
-    base = exchange_env(broker.url, tmp_path / "w0")
-    port = int(base["EXCHANGE_WEB_PORT"])
-    envs = [
-        {**base, "EXCHANGE_DATA_DIR": str(tmp_path / f"w{n}"), "EXCHANGE_WEB_PORT": str(port + n)}
-        for n in range(3)
-    ]
-    pool = [Worker(env, tmp_path / f"w{n}.log") for n, env in enumerate(envs)]
+    base, envs, pool = worker_pool(broker, tmp_path, 3)
     workers.extend(pool)
     await asyncio.gather(*(asyncio.to_thread(w.start) for w in pool[:2]))
 
@@ -78,3 +89,30 @@ async def test_workers_join_and_leave_while_orders_flow(broker, tmp_path: Path, 
     resent = len(records) - len(trades)
     print(f"\nscale-out: {len(orders)} orders, 2 -> 3 -> 2 workers, {len(trades)} trades, "
           f"0 lost, {resent} re-sent duplicates dropped")  # fmt: skip
+
+
+async def test_two_workers_share_the_seed_flow(broker, tmp_path: Path, workers) -> None:
+    """The seed's four instruments spread over the partitions: both workers match orders."""
+    base, envs, pool = worker_pool(broker, tmp_path, 2)
+    workers.extend(pool)
+    await asyncio.gather(*(asyncio.to_thread(w.start) for w in pool))
+    orders = list(itertools.islice(seed_orders(clock=stepping_clock(), seed=41), 4000))
+    expected = trades_by_id(trades_in(reference_outputs(orders)))
+    # Keyed like any Kafka client (murmur2): the intake forwards them to their homes.
+    await produce(base, orders)
+    records = await consume(
+        base, "trades", until=lambda r: len(trades_by_id(r)) >= len(expected), timeout=300
+    )
+    assert trades_by_id(records) == expected
+
+    matched: dict[int, set[str]] = {}
+    async with aiohttp.ClientSession() as session:
+        for n, env in enumerate(envs):
+            url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/instruments?scope=local"
+            async with session.get(url) as response:
+                rows = (await response.json())["instruments"]
+            matched[n] = {row["instrument"] for row in rows}
+    assert matched[0] and matched[1], f"a worker sat idle: {matched}"
+    assert matched[0].isdisjoint(matched[1])
+    assert matched[0] | matched[1] == {"RIL", "INFY", "ONGC", "TCS"}
+    print(f"\nseed flow on two workers: {matched[0]} and {matched[1]}, {len(expected)} trades")
