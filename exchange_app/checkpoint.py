@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Delivery attempts of one step before the worker stops (about 30 s of backoff).
 ATTEMPTS = 6
+#: The first retry's wait; each next one doubles it.
+BACKOFF_SECONDS = 1.0
 
 
 class Record(NamedTuple):
@@ -235,7 +237,7 @@ async def deliver(sink: Sink, records: list[Record]) -> list[int]:
                 )
                 exit_now()
             log.warning("delivery failed (%r); attempt %s of %s", exc, attempt, ATTEMPTS)
-            await asyncio.sleep(0.5 * 2**attempt)
+            await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 
