@@ -128,14 +128,17 @@ class Worker:
         return False
 
     def start(self, timeout: float = 90.0) -> Worker:
-        """Start the process and wait until it logs "Ready"."""
+        """Start the process and wait until it logs "Ready"; a worker that is not ready in
+        time is killed (nobody else holds it to stop it) before the error is raised."""
         self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready():
                 return self
             time.sleep(0.2)
-        raise TimeoutError(f"worker not ready within {timeout} s:\n{self.tail()}")
+        tail = self.tail()
+        self.kill()
+        raise TimeoutError(f"worker not ready within {timeout} s:\n{tail}")
 
     @property
     def pid(self) -> int | None:
