@@ -46,6 +46,13 @@ state = MatchingState(matching_table, settings.matching, read=matching_table.sto
 MAX_WRITES = 4_000
 
 
+#: Both matching agents change the same books. A batch holds this from its first
+#: change to the end of its checkpoint: otherwise a batch checkpointed later could
+#: carry older values of keys that one checkpointed meanwhile already changed, and
+#: the changelog would end on them.
+_books_lock = asyncio.Lock()
+
+
 #: Books read from the local store at start, per partition, with the changelog
 #: offset each partition had then (``_preload``).
 _preloaded: tuple[asyncio.Future[dict[int, Books]], dict[int, int | None]] | None = None
@@ -105,8 +112,9 @@ async def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: A
         loaded = await asyncio.get_running_loop().run_in_executor(
             None, lambda: state.read_books(items)
         )
-    if state.generation == generation:  # no newer assignment meanwhile
-        state.install(loaded)
+    async with _books_lock:  # not in the middle of a batch
+        if state.generation == generation:  # no newer assignment meanwhile
+            state.install(loaded)
 
 
 @app.agent(intake)
@@ -124,6 +132,11 @@ async def match_routed(stream: StreamT[bytes]) -> None:
 
 
 async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
+    async with _books_lock:
+        await _process_batch(events, forwarded=forwarded)
+
+
+async def _process_batch(events: Sequence[EventT], *, forwarded: bool) -> None:
     started = time.perf_counter()
     tx = Transaction()
     forwards: dict[int, list[Packed]] = defaultdict(list)
