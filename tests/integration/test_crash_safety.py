@@ -62,6 +62,7 @@ async def test_sigkill_while_orders_flow_loses_and_changes_nothing(
     worker = Worker(env, tmp_path / "worker.log")
     recoveries: list[float] = []
     data_dir = Path(env["EXCHANGE_DATA_DIR"])
+    killed: list[int] = []  # where the log ended at each kill
 
     def start(kill: int) -> None:
         if wipe and kill % 2 == 1:
@@ -74,6 +75,7 @@ async def test_sigkill_while_orders_flow_loses_and_changes_nothing(
             start(kill)
             time.sleep(rng.uniform(0.5, 4.0))
             worker.stop(signal.SIGKILL)
+            killed.append(worker.log.stat().st_size)
         start(KILLS)
 
     # orders flow for about as long as the kills go on, so that they land mid-work
@@ -104,10 +106,11 @@ async def test_sigkill_while_orders_flow_loses_and_changes_nothing(
     replayed = sum(int(n) for n in REPLAYED.findall(worker.text()))
     assert resent + replayed > 0, "no kill landed while work was in flight"
     restarts = "alternately on its own and on an empty data dir" if wipe else "on its own data dir"
+    lost = len(expected.keys() - copies.keys())
     print(
-        f"\ncrash test ({restarts}): {len(orders)} orders, {KILLS} SIGKILLs survived, "
-        f"{len(expected)} trades, 0 lost; in flight at the kills: {replayed} orders read again "
-        f"and skipped, {resent} re-sent trade copies dropped by trade_id; recovery to Ready per "
-        f"restart: median {statistics.median(recoveries):.1f} s, max {max(recoveries):.1f} s "
-        f"({', '.join(f'{r:.1f}' for r in recoveries)})"
+        f"\ncrash test ({restarts}): {len(orders)} orders, {len(killed)} SIGKILLs survived, "
+        f"{len(expected)} trades, {lost} lost; in flight at the kills: {replayed} orders read "
+        f"again and skipped, {resent} re-sent trade copies dropped by trade_id; recovery to "
+        f"Ready per restart: median {statistics.median(recoveries):.1f} s, "
+        f"max {max(recoveries):.1f} s ({', '.join(f'{r:.1f}' for r in recoveries)})"
     )

@@ -87,8 +87,9 @@ async def test_workers_join_and_leave_while_orders_flow(broker, tmp_path: Path, 
     for env in envs[1:]:  # either remaining worker shows every book
         await assert_same_books(env["EXCHANGE_WEB_PORT"], reference.books)
     resent = len(records) - len(trades)
+    lost = len(expected.keys() - trades.keys())
     print(f"\nscale-out: {len(orders)} orders, 2 -> 3 -> 2 workers, {len(trades)} trades, "
-          f"0 lost, {resent} re-sent duplicates dropped")  # fmt: skip
+          f"{lost} lost, {resent} re-sent duplicates dropped")  # fmt: skip
 
 
 async def test_two_workers_share_the_seed_flow(broker, tmp_path: Path, workers) -> None:
