@@ -27,7 +27,13 @@ from aiokafka.structs import TopicPartition
 from .admin import ensure_topics
 from .offsets import true_end_offsets
 
-__all__ = ["EPOCH_FILE", "BrokerEpochError", "broker_epoch", "reconcile_local_state"]
+__all__ = [
+    "EPOCH_FILE",
+    "BrokerEpochError",
+    "EpochProbe",
+    "broker_epoch",
+    "reconcile_local_state",
+]
 
 log = logging.getLogger(__name__)
 EPOCH_FILE = "broker-epoch"
@@ -79,6 +85,48 @@ async def broker_epoch(
         return epoch
     finally:
         await consumer.stop()
+
+
+class EpochProbe:
+    """Reads the broker's epoch again and again with one consumer kept open.
+
+    A running worker checks every few seconds; :func:`broker_epoch` starts an
+    admin client and a consumer each time, which paused the worker's loop long
+    enough to show in the order latency's p99. When the record cannot be read
+    (the broker lost the topic), the probe falls back to :func:`broker_epoch`,
+    which creates the topic and writes a new epoch, so a change is still seen.
+    """
+
+    def __init__(self, bootstrap: list[str], topic: str, *, replication: int = 1) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.replication = replication
+        self.tp = TopicPartition(topic, 0)
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def read(self, timeout: float = 10.0) -> str:
+        try:
+            if self.consumer is None:
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap, enable_auto_commit=False
+                )
+                await consumer.start()
+                consumer.assign([self.tp])
+                self.consumer = consumer
+            epoch = await asyncio.wait_for(_first_record(self.consumer, self.tp, timeout), timeout)
+        except Exception as exc:
+            log.debug("epoch probe: %r; asking the slow way", exc)
+            epoch = None
+        if epoch is None:
+            epoch = await broker_epoch(
+                self.bootstrap, self.topic, replication=self.replication, timeout=timeout
+            )
+        return epoch
+
+    async def close(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            await consumer.stop()
 
 
 def reconcile_local_state(epoch: str, state_dir: Path, tabledir: Path) -> bool:

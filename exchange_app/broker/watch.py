@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from .epoch import broker_epoch
+from .epoch import EpochProbe
 
 __all__ = ["EX_TEMPFAIL", "BrokerLost", "check_broker_epoch", "exit_now", "request_restart"]
 
@@ -59,19 +59,24 @@ def request_restart(epoch_file: Path | None = None) -> None:
         atexit.register(exit_now)
 
 
+_probe: EpochProbe | None = None
+
+
 async def check_broker_epoch(app: object) -> None:
     """Crash ``app`` (a started ``ExchangeApp``) if the broker's epoch changed."""
+    global _probe
     recorded = getattr(app, "broker_epoch", None)
     if recorded is None:
         return
     settings = app.settings  # type: ignore[attr-defined]
-    try:
-        current = await broker_epoch(
+    if _probe is None:
+        _probe = EpochProbe(
             settings.bootstrap_servers,
             f"{app.conf.id}-broker-epoch",  # type: ignore[attr-defined]
             replication=settings.replication,
-            timeout=10.0,
         )
+    try:
+        current = await _probe.read(timeout=10.0)
     except Exception as exc:  # unreachable broker: the clients retry on their own
         log.debug("broker epoch check skipped: %r", exc)
         return
