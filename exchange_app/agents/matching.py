@@ -113,7 +113,9 @@ async def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: A
             None, lambda: state.read_books(items)
         )
     async with _books_lock:  # not in the middle of a batch
-        if state.generation == generation:  # no newer assignment meanwhile
+        # Install only if nothing moved meanwhile: no newer assignment, and no batch
+        # that found the books stale and loaded them itself (its changes would be lost).
+        if state.generation == generation and state.stale:
             state.install(loaded)
 
 

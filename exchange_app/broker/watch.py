@@ -18,6 +18,7 @@ supervisor that restarts on 75 does the same.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -26,7 +27,14 @@ from pathlib import Path
 
 from .epoch import EpochProbe
 
-__all__ = ["EX_TEMPFAIL", "BrokerLost", "check_broker_epoch", "exit_now", "request_restart"]
+__all__ = [
+    "EX_TEMPFAIL",
+    "BrokerLost",
+    "check_broker_epoch",
+    "exit_now",
+    "request_restart",
+    "watch_broker_epoch",
+]
 
 log = logging.getLogger(__name__)
 EX_TEMPFAIL = 75
@@ -59,24 +67,29 @@ def request_restart(epoch_file: Path | None = None) -> None:
         atexit.register(exit_now)
 
 
-_probe: EpochProbe | None = None
+async def watch_broker_epoch(app: object, interval: float = 5.0) -> None:
+    """Check every ``interval`` s that the broker's epoch is the one ``app`` started on."""
+    settings = app.settings  # type: ignore[attr-defined]
+    probe = EpochProbe(
+        settings.bootstrap_servers,
+        f"{app.conf.id}-broker-epoch",  # type: ignore[attr-defined]
+        replication=settings.replication,
+    )
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            await check_broker_epoch(app, probe)
+    finally:
+        await probe.close()
 
 
-async def check_broker_epoch(app: object) -> None:
+async def check_broker_epoch(app: object, probe: EpochProbe) -> None:
     """Crash ``app`` (a started ``ExchangeApp``) if the broker's epoch changed."""
-    global _probe
     recorded = getattr(app, "broker_epoch", None)
     if recorded is None:
         return
-    settings = app.settings  # type: ignore[attr-defined]
-    if _probe is None:
-        _probe = EpochProbe(
-            settings.bootstrap_servers,
-            f"{app.conf.id}-broker-epoch",  # type: ignore[attr-defined]
-            replication=settings.replication,
-        )
     try:
-        current = await _probe.read(timeout=10.0)
+        current = await probe.read(timeout=10.0)
     except Exception as exc:  # unreachable broker: the clients retry on their own
         log.debug("broker epoch check skipped: %r", exc)
         return

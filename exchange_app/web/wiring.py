@@ -10,7 +10,7 @@ from faust.web.drivers import aiohttp as faust_aiohttp
 from exchange_app.agents.analytics import bars, ledger, profits, tape
 from exchange_app.agents.matching import state
 from exchange_app.application import app
-from exchange_app.broker.watch import check_broker_epoch
+from exchange_app.broker.watch import watch_broker_epoch
 from exchange_app.metrics import metrics
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.topics import orders
@@ -101,10 +101,10 @@ def services() -> Services:
     )
 
 
-@app.timer(interval=5.0)
+@app.task
 async def watch_broker() -> None:
     """Stop for a restart when the memory-only broker lost its topics (``broker/watch.py``)."""
-    await check_broker_epoch(app)
+    await watch_broker_epoch(app)
 
 
 @app.task
