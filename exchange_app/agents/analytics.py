@@ -32,7 +32,7 @@ from tables.declarations import bars_table, positions_table, profit_table, tape_
 from tables.tape import TradeTape
 from tables.transaction import Output, Transaction
 
-from .batches import batches, checkpoint, observe, where
+from .batches import batches, complete, where
 
 __all__ = ["analyse_trades", "bars", "compute_pnl", "ledger", "profits", "tape"]
 
@@ -87,8 +87,7 @@ async def _analyse(events: Sequence[EventT]) -> None:
             tape.record_bar(output.value, output.partition, tx)
     for partition, batch in by_account.items():
         tx.send(Output("fills", None, dumps({"fills": batch}), partition))
-    await checkpoint().commit(tx)
-    observe(events, started)
+    await complete(events, tx, started)
 
 
 @app.agent(fills)
@@ -107,5 +106,4 @@ async def _compute_pnl(events: Sequence[EventT]) -> None:
             ledger.handle(fill, partition, tx)
     ledger.flush(tx)
     tx.outputs = coalesce(tx.outputs)
-    await checkpoint().commit(tx)
-    observe(events, started)
+    await complete(events, tx, started)

@@ -19,8 +19,9 @@ from exchange_app.application import app
 from exchange_app.checkpoint import Checkpoint, KafkaSink, Sink
 from exchange_app.metrics import metrics
 from exchange_app.topics import stream_topics
+from tables.transaction import Transaction
 
-__all__ = ["batches", "checkpoint", "observe", "source_of", "use_sink", "where"]
+__all__ = ["batches", "checkpoint", "complete", "use_sink", "where"]
 
 settings = app.settings
 _checkpoint: Checkpoint | None = None
@@ -51,17 +52,13 @@ async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
         yield events
 
 
-def observe(events: Sequence[EventT], started: float) -> None:
-    """Metrics of a processed batch: per-message latency and the position reached."""
+async def complete(events: Sequence[EventT], tx: Transaction, started: float) -> None:
+    """Make the batch's ``tx`` durable, then record its metrics (latency, position reached)."""
+    await checkpoint().commit(tx)
     for event in events:
         message = event.message
         metrics.observe(message.topic, message.partition, message.offset, message.timestamp)
     metrics.batches.observe(time.perf_counter() - started)
-
-
-def source_of(event: EventT) -> dict[str, Any]:
-    message = event.message
-    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
 
 
 def where(event: EventT) -> str:

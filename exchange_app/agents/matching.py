@@ -32,7 +32,7 @@ from tables.declarations import matching_table
 from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
 
-from .batches import batches, checkpoint, observe, where
+from .batches import batches, checkpoint, complete, where
 
 __all__ = ["match_orders", "match_routed", "state"]
 
@@ -167,8 +167,7 @@ async def _process_batch(events: Sequence[EventT], *, forwarded: bool) -> None:
                 tx = Transaction()
     for home, packed in forwards.items():
         tx.send(Output("routed", None, pack(packed), home))
-    await checkpoint().commit(_finished(tx))
-    observe(events, started)
+    await complete(events, _finished(tx), started)
     if replayed:
         metrics.orders.labels("replayed").inc(replayed)
         log.info("%s orders were already applied (read again after a restart): skipped", replayed)
