@@ -50,6 +50,11 @@ class Metrics:
             "exchange_rejections", "Orders rejected with a reason.", registry=self.registry
         )
         self.dlq = Counter("exchange_dlq", "Messages sent to the DLQ.", registry=self.registry)
+        self.replayed_inputs = Counter(
+            "exchange_replayed_inputs",
+            "Internal input messages read again below their partition's stored position.",
+            registry=self.registry,
+        )
         self.batches = Histogram(
             "exchange_batch_seconds",
             "Time to process one batch of input messages and make its effects durable.",

@@ -13,7 +13,14 @@ from exchange_app.application import app
 from exchange_app.codec import CODEC
 from exchange_app.wire import loads
 
-__all__ = ["bars_table", "matching_table", "positions_table", "profit_table", "tape_table"]
+__all__ = [
+    "bars_table",
+    "inputs_table",
+    "matching_table",
+    "positions_table",
+    "profit_table",
+    "tape_table",
+]
 
 
 class DecimalJSONTable(faust.Table):
@@ -49,6 +56,20 @@ class DecimalJSONTable(faust.Table):
         db = store._db_for_partition(partition)
         return offset, _decoded(store._visible_items(db))
 
+    def stored_value(self, partition: int, key: str) -> Any:
+        """The value of ``key`` in ``partition``'s store, whatever event is current.
+
+        (Faust's ``table[key]`` looks only in the current event's partition.)
+        """
+        store = self.data
+        if not isinstance(store, RocksDBStore):
+            return store.get(key)
+        serializers = self.app.serializers
+        raw = store._db_for_partition(partition).get(
+            serializers.dumps_key(self.key_type, key, serializer=self.key_serializer)
+        )
+        return None if raw is None else loads(raw)
+
     def local_offset(self, partition: int) -> int | None:
         """The changelog offset the local store of ``partition`` reached."""
         store = self.data
@@ -81,3 +102,4 @@ bars_table = _table("bars", "Per instrument: the open bar and the closed bars th
 profit_table = _table("profit", "Per instrument: the bars of the window-profit computation.")
 positions_table = _table("positions", "Per (account, instrument): FIFO lots and realized P&L.")
 tape_table = _table("tape", "Per instrument: recent trades, last price, volume, final bars.")
+inputs_table = _table("inputs", "Per input topic partition: the next offset its agent processes.")

@@ -18,8 +18,9 @@ Why this is crash-safe (Faust is at-least-once, DESIGN section 5):
 
 * **Idempotence.** An order is identified by where it entered the system, its
   *source* (orders-topic partition and offset), which a re-partition hop keeps.
-  Per instrument and source partition, orders arrive in source-offset order,
-  so an input at or below ``applied[source partition]`` was already applied.
+  Per instrument and source partition, orders arrive in source-offset order
+  (each agent takes its input partitions gap-free, ``agents/batches.py``), so
+  an input at or below ``applied[source partition]`` was already applied.
 * **Outputs before state.** The checkpoint delivers a batch's outputs, then
   its changelog records, then writes the local store, then lets Faust commit
   the input offsets. So state that says "applied" (in the changelog or on

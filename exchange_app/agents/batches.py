@@ -1,30 +1,134 @@
-"""What every batched agent shares: the batch size, the checkpoint, input bookkeeping.
+"""What every batched agent shares: the batch size, the checkpoint, input positions.
 
 An agent takes up to ``EXCHANGE_BATCH_SIZE`` events (waiting at most
 ``EXCHANGE_BATCH_WAIT_MS`` for more), processes them into one
 :class:`Transaction`, commits it through the checkpoint, and only then lets
 Faust ack the events (``take_events`` acks a batch when the agent asks for the
-next one), so their offsets are committed after their effects are durable.
+next one).
+
+**Input positions.** Faust's committed offsets are not enough to resume from:
+around a rebalance its stream can skip a message it fetched before (it drops
+events of an older generation, acks them, and its commit then steps over a
+one-message gap), and the next owner of the partition starts after it. A
+skipped packed batch is a hundred orders lost, and since the matching state
+keeps the highest source offset applied, later orders would make them look
+applied. So each agent keeps, per input partition, the next offset it must
+process, in the ``inputs`` table, written in the same transaction as the
+state the batch changed. :class:`InputPositions` admits exactly that offset:
+an older one is a replay and is dropped, a newer one is a gap, and the
+consumer is sent back to the stored position to read it again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from exchange_app.application import app
 from exchange_app.checkpoint import Checkpoint, KafkaSink, Sink
 from exchange_app.metrics import metrics
 from exchange_app.topics import stream_topics
+from tables.declarations import inputs_table
 from tables.transaction import Transaction
 
-__all__ = ["batches", "checkpoint", "complete", "use_sink", "where"]
+__all__ = ["InputPositions", "batches", "checkpoint", "complete", "positions", "use_sink", "where"]
 
+log = logging.getLogger(__name__)
 settings = app.settings
 _checkpoint: Checkpoint | None = None
+
+#: Seconds to wait for the message a seek asked for before seeking again.
+RESEEK_SECONDS = 10.0
+#: Seeks for one missing offset before it is taken as gone (deleted by retention).
+SEEK_ATTEMPTS = 3
+
+
+class InputPositions:
+    """The next offset to process per input partition, kept in ``table`` with the state."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.next: dict[TP, int] = {}
+        #: per partition being read again: the offset sought, when, how many times
+        self.seeking: dict[TP, tuple[int, float, int]] = {}
+
+    def invalidate(self) -> None:
+        """Partitions moved: another worker may have advanced them; read them again."""
+        self.next.clear()
+        self.seeking.clear()
+
+    def admit(self, events: Sequence[EventT]) -> tuple[list[EventT], int, list[TP]]:
+        """The events to process; how many were replays; partitions to read again."""
+        admitted: list[EventT] = []
+        replayed = 0
+        reread: list[TP] = []
+        for event in events:
+            message = event.message
+            tp, offset = message.tp, message.offset
+            expected = self._next(tp)
+            if offset > expected:
+                if self._gap(tp, expected, offset):
+                    reread.append(tp)
+                expected = self.next[tp]  # the offset itself if the gap was given up
+            if offset == expected:
+                admitted.append(event)
+                self.next[tp] = offset + 1
+                self.seeking.pop(tp, None)
+            elif offset < expected:
+                replayed += 1
+        return admitted, replayed, reread
+
+    def _gap(self, tp: TP, expected: int, offset: int) -> bool:
+        """Offset ``offset`` came where ``expected`` was due: seek back (True) unless
+        a seek for it is pending; after :data:`SEEK_ATTEMPTS`, go on without it."""
+        sought = self.seeking.get(tp)
+        now = time.monotonic()
+        if sought is not None and sought[0] == expected and now - sought[1] < RESEEK_SECONDS:
+            return False  # read before the seek took effect
+        attempts = 1 if sought is None or sought[0] != expected else sought[2] + 1
+        if attempts > SEEK_ATTEMPTS:
+            log.error(
+                "%s[%s]: offsets %s..%s cannot be read (deleted?); going on from %s",
+                tp.topic, tp.partition, expected, offset - 1, offset,
+            )  # fmt: skip
+            self.next[tp] = offset
+            self.seeking.pop(tp, None)
+            return False
+        log.warning(
+            "%s[%s]: offset %s arrived where %s was due; reading again from %s",
+            tp.topic, tp.partition, offset, expected, expected,
+        )  # fmt: skip
+        self.seeking[tp] = (expected, now, attempts)
+        return True
+
+    def _next(self, tp: TP) -> int:
+        """The stored position; 0 for a partition never processed (the internal
+        topics are the exchange's own, created empty)."""
+        if tp not in self.next:
+            self.next[tp] = self.table.stored_value(tp.partition, self.key(tp)) or 0
+        return self.next[tp]
+
+    def record(self, events: Sequence[EventT], tx: Transaction) -> None:
+        """Write the positions ``events`` reached into ``tx``, with the batch's state."""
+        reached = {(m.topic, m.partition): m.offset + 1 for m in (e.message for e in events)}
+        for (topic, partition), offset in reached.items():
+            tx.write(self.table, partition, self.key(TP(topic, partition)), offset)
+
+    @staticmethod
+    def key(tp: TP) -> str:
+        return f"{tp.topic}:{tp.partition}"
+
+
+positions = InputPositions(inputs_table)
+
+
+@app.on_partitions_assigned.connect
+def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    positions.invalidate()
 
 
 def use_sink(sink: Sink | None) -> None:
@@ -45,15 +149,33 @@ def checkpoint() -> Checkpoint:
 
 
 async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
-    """The stream's events, a batch at a time."""
+    """The stream's events a batch at a time: those at their partition's stored position."""
     within = settings.batch_wait_ms / 1000
     taken = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
     async for events in taken:
-        yield events
+        admitted, replayed, reread = positions.admit(events)
+        if replayed:
+            metrics.replayed_inputs.inc(replayed)
+        for tp in reread:
+            await _seek(tp)
+        if admitted:
+            yield admitted
+
+
+async def _seek(tp: TP) -> None:
+    offset = positions.next.get(tp)
+    if offset is None:
+        return  # partitions moved meanwhile: the next owner reads from the stored position
+    try:
+        await app.consumer.seek(tp, offset)
+    except Exception as exc:  # revoked meanwhile, or the consumer is restarting
+        log.info("%s[%s]: could not seek to %s (%r)", tp.topic, tp.partition, offset, exc)
+        positions.seeking.pop(tp, None)
 
 
 async def complete(events: Sequence[EventT], tx: Transaction, started: float) -> None:
-    """Make the batch's ``tx`` durable, then record its metrics (latency, position reached)."""
+    """Make the batch's ``tx`` and positions durable, then record its metrics."""
+    positions.record(events, tx)
     await checkpoint().commit(tx)
     for event in events:
         message = event.message

@@ -19,6 +19,31 @@ def test_app() -> Any:
     return app
 
 
+@pytest.fixture(autouse=True)
+def offsets_per_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Number the messages of ``agent.put`` per partition, as Kafka does.
+
+    Faust's test wrapper counts one offset across all partitions; the agents
+    keep a position per partition and would take the jumps for skipped messages.
+    """
+    from collections import Counter
+
+    from faust.agents.agent import AgentTestWrapper
+
+    to_message = AgentTestWrapper.to_message
+    counters: dict[int, Counter[int | None]] = {}
+
+    def numbered(
+        self: Any, key: Any, value: Any, *, partition: int | None = None, **kw: Any
+    ) -> Any:
+        counter = counters.setdefault(id(self), Counter())
+        kw["offset"] = counter[partition]
+        counter[partition] += 1
+        return to_message(self, key, value, partition=partition, **kw)
+
+    monkeypatch.setattr(AgentTestWrapper, "to_message", numbered)
+
+
 @pytest.fixture()
 def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     """What the agents deliver, per output stream: (key, value, partition).
@@ -28,7 +53,7 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     Deliveries go to a :class:`MemorySink`; the tables and in-memory state start empty.
     """
     from exchange_app.agents import analytics
-    from exchange_app.agents.batches import use_sink
+    from exchange_app.agents.batches import positions, use_sink
     from exchange_app.agents.matching import state
     from exchange_app.checkpoint import MemorySink
     from exchange_app.packing import unpack
@@ -36,6 +61,7 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     from exchange_app.wire import loads
     from tables.declarations import (
         bars_table,
+        inputs_table,
         matching_table,
         positions_table,
         profit_table,
@@ -44,9 +70,11 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
 
     sink = MemorySink()
     use_sink(sink)
-    for table in (matching_table, bars_table, profit_table, positions_table, tape_table):
+    tables = (matching_table, bars_table, profit_table, positions_table, tape_table, inputs_table)
+    for table in tables:
         for key in list(table.keys()):
             table.data.pop(key, None)
+    positions.invalidate()
     state.load()
     for adapter in (analytics.bars, analytics.profits, analytics.ledger, analytics.tape):
         adapter.invalidate()
