@@ -156,6 +156,10 @@ async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
         admitted, replayed, reread = positions.admit(events)
         if replayed:
             metrics.replayed_inputs.inc(replayed)
+            log.info(
+                "%s messages were already processed (read again after a restart): skipped",
+                replayed,
+            )
         for tp in reread:
             await _seek(tp)
         if admitted:
