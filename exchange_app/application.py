@@ -4,9 +4,9 @@ Run it with ``faust -A exchange_app worker``.
 
 ::
 
-    orders ─► (intake) ─► orders-intake ─► [match_orders] ─┬──────────────────► trades
-                                              │       └─► orders-routed ─► [match_routed]
-                                              └──► order_events / DLQ
+    orders ─► (intake: match_orders) ─┬──────────────────────────────────► trades
+                              │     └─► orders-routed ─► [match_routed] ─┘
+                              └──► order_events / DLQ
     trades-batched ─► [analyse_trades] ─► sma, profit, fills ─► [compute_pnl] ─► pnl
 """
 
@@ -82,7 +82,7 @@ class ExchangeApp(faust.App):
         await super().on_first_start()
         settings = self.settings
         counts = await self._ensure_topics_when_reachable(settings)
-        for name in (settings.orders_topic, settings.intake_topic, settings.routed_topic):
+        for name in (settings.orders_topic, settings.routed_topic):
             if counts.get(name, settings.partitions) != settings.partitions:
                 log.error(
                     "Topic %s has %s partitions but EXCHANGE_PARTITIONS is %s: orders are "

@@ -1,25 +1,30 @@
-"""The intake: orders as producers sent them, packed into one message per fetched batch.
+"""The intake: the orders topic read with a plain consumer and matched right behind it.
 
 ::
 
-    stock_exchange_orders[p] ──(plain aiokafka consumer, offsets of group <app>-intake)──►
-        <app>-orders-intake[p]   one message per fetch and partition (``packing.py``)
-        ──► [match_orders]       a Faust event per batch, not per order
+    stock_exchange_orders[p] ──(aiokafka consumer, no group)──► match_orders ──► checkpoint
+        a fetch per batch: no Faust event per order, no hop through another topic
 
 A Faust agent pays a fixed cost per event (measured ~90 µs on the project's
-machine, ten times a bare consumer), which capped matching below what the
-engine and the broker carry. The intake reads with a plain consumer, packs
-each partition's records with their source partition and offset, delivers
-the packed message, and only then commits its offsets. After a crash it may
-pack some orders again; the matching state drops them by their source offset,
-so the effect is once (``tables/matching.py``).
+machine, ten times a bare consumer), and every hop through a topic costs a
+broker round trip and a fetch wait. So the orders of a fetch are matched at
+once, in one batch per fetch, and their positions are kept with the state.
 
-The intake of orders partition *p* runs on the worker Faust gave intake
-partition *p*: it follows the worker's assignment instead of joining a group
-of its own, so it starts as soon as the worker has partitions (a second group
-would wait for its own rebalance after every restart). It commits its offsets
-under the group ``<app>-intake`` without membership; during a rebalance two
-workers may pack the same orders for a moment, which the source offsets undo.
+**Who reads what.** The intake of orders partition *p* runs on the worker
+Faust gave matching partition *p* (its books), and starts only once that
+table partition is restored (``on_rebalance_complete``). It resumes at the
+position the matching state stored with its last checkpoint (the ``inputs``
+table, ``agents/batches.py``), so what was matched is never matched twice
+and nothing is skipped, whatever any consumer group committed.
+
+**Fencing.** When Faust revokes partitions (``on_partitions_revoked``, which
+it awaits before the group moves on) the intake stops reading and waits for
+the batch in flight to finish its checkpoint; a batch fetched meanwhile is
+dropped. The next owner restores the changelog and starts at the stored
+position. A worker that stops answering without being told (killed, frozen)
+is the one case Kafka's transactions would fence; the embedded broker has
+none (DESIGN section 6), and re-sent outputs are identical and dropped by
+consumers.
 """
 
 from __future__ import annotations
@@ -29,66 +34,76 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from .application import app
-from .checkpoint import KafkaSink, Record, deliver
-from .metrics import metrics
-from .packing import Packed, pack
+from tables.declarations import inputs_table, matching_table
 
-__all__ = ["intake", "packed_messages"]
+from .agents.matching import books_lock, match_orders, order_position
+from .application import app
+from .metrics import metrics
+from .packing import Packed
+
+__all__ = ["intake"]
 
 log = logging.getLogger(__name__)
 settings = app.settings
 
-#: Bytes of orders packed into one intake message at most (a record larger than
-#: this travels alone).
-PACK_BYTES = 256 * 1024
-
-
-def packed_messages(topic: str, partition: int, messages: list[Any]) -> list[Record]:
-    """Intake records for ``messages`` of one orders partition, in order."""
-    records, chunk, size = [], list[Packed](), 0
-    for message in messages:
-        if chunk and size + len(message.value or b"") > PACK_BYTES:
-            records.append(Record(topic, partition, None, pack(chunk)))
-            chunk, size = [], 0
-        chunk.append(
-            Packed(partition, message.offset, message.timestamp, message.key, message.value)
-        )
-        size += len(message.value or b"")
-    if chunk:
-        records.append(Record(topic, partition, None, pack(chunk)))
-    return records
-
-
-#: orders partitions this worker's intake reads: those of its intake partitions
+#: orders partitions this worker's intake reads, and a count of their changes
 _wanted: frozenset[int] = frozenset()
+_generation = 0
 
 
-@app.on_partitions_assigned.connect
-def _follow_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    global _wanted
-    assigned = args[0] if args else kwargs.get("assigned", ())
-    _wanted = frozenset(tp.partition for tp in assigned if tp.topic == settings.intake_topic)
+def _follow(partitions: frozenset[int]) -> None:
+    global _wanted, _generation
+    _wanted, _generation = partitions, _generation + 1
+
+
+@app.on_partitions_revoked.connect
+async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Stop reading; return once the batch in flight is durable (the group waits)."""
+    _follow(frozenset())
+    async with books_lock:
+        pass
+
+
+@app.on_rebalance_complete.connect
+async def _recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Read the orders partitions of the books this worker now owns, restored."""
+    changelog = matching_table.changelog_topic.get_topic_name()
+    actives = app.assignor.assigned_actives()
+    _follow(frozenset(tp.partition for tp in actives if tp.topic == changelog))
 
 
 def _consumer() -> AIOKafkaConsumer:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "group_id": f"{settings.app_id}-intake",
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": settings.fetch_wait_ms or 500,
-        "max_partition_fetch_bytes": 4 * 1024 * 1024,
-    }
-    return AIOKafkaConsumer(**options)
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_wait_ms or 500,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+def _start_reading(consumer: AIOKafkaConsumer, partitions: frozenset[int]) -> None:
+    """Assign ``partitions`` and seek each to the position stored with the books."""
+    tps = [TopicPartition(settings.orders_topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    starts = {}
+    for tp in tps:
+        stored = inputs_table.stored_value(tp.partition, order_position(tp.partition))
+        if stored is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, stored)
+        starts[tp.partition] = stored or 0
+    log.info("intake: reading %s from %s", settings.orders_topic, starts)
 
 
 @app.task
 async def intake() -> None:
-    """Pack the orders topic into the intake topic until the worker stops."""
+    """Match the orders topic, a fetch at a time, until the worker stops."""
     consumer = _consumer()
     while True:
         try:
@@ -97,30 +112,28 @@ async def intake() -> None:
         except KafkaError as exc:
             log.info("intake: waiting for the broker (%r)", exc)
             await asyncio.sleep(1.0)
-    sink = KafkaSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
-    reading: frozenset[int] = frozenset()
+    generation = -1
     try:
         while True:
-            if reading != _wanted:
-                reading = _wanted
-                consumer.assign([TopicPartition(settings.orders_topic, p) for p in sorted(reading)])
-                log.info("intake: reading %s partitions %s", settings.orders_topic, sorted(reading))
+            if generation != _generation:
+                generation, reading = _generation, _wanted
+                _start_reading(consumer, reading)
             if not reading:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
                 continue
             fetched = await consumer.getmany(timeout_ms=100, max_records=settings.batch_size)
             if not fetched:
                 continue
-            records = []
-            for tp, messages in fetched.items():
-                records += packed_messages(settings.intake_topic, tp.partition, messages)
-            await deliver(sink, records)
-            try:
-                await consumer.commit(
-                    {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
-                )
-            except CommitFailedError as exc:  # a rebalance: the next owner packs them again
-                log.info("intake: offsets not committed (%r); duplicates will be dropped", exc)
+            orders = {
+                tp.partition: [
+                    Packed(tp.partition, m.offset, m.timestamp, m.key, m.value) for m in messages
+                ]
+                for tp, messages in fetched.items()
+            }
+            async with books_lock:
+                if generation != _generation:
+                    continue  # revoked while fetching: the next owner reads them
+                await match_orders(orders)
             for tp in fetched:
                 metrics.orders_highwater[tp.partition] = consumer.highwater(tp)
     finally:

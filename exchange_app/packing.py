@@ -1,8 +1,8 @@
 """Many Kafka records in one message: the value format of the internal batch topics.
 
-The intake packs the orders it reads, the matching agent packs the orders it
-forwards and the trades it makes, so that a Faust agent downstream pays its
-per-event cost once per batch instead of once per record. Each packed record
+Matching packs the orders it forwards and the trades it makes, the analytics
+the fills they make, so that a Faust agent downstream pays its per-event cost
+once per batch instead of once per record. Each packed record
 keeps where it came from (partition and offset of its source topic), which is
 what idempotence is keyed on, and its bytes as they arrived (hostile input
 included: the framing does not care what the bytes are).

@@ -136,11 +136,6 @@ class Settings(BaseSettings):
         return 20 if self.embedded_broker else None
 
     @property
-    def intake_topic(self) -> str:
-        """Internal topic of orders packed by the intake, a batch per message."""
-        return f"{self.app_id}-orders-intake"
-
-    @property
     def trade_batches_topic(self) -> str:
         """Internal topic of the trades of a matching batch, one message per batch."""
         return f"{self.app_id}-trades-batched"
@@ -160,7 +155,6 @@ class Settings(BaseSettings):
         """Every topic the worker reads or writes (besides Faust's changelogs)."""
         return [
             self.orders_topic,
-            self.intake_topic,
             self.routed_topic,
             self.trade_batches_topic,
             self.fills_topic,

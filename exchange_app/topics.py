@@ -12,7 +12,6 @@ __all__ = [
     "dlq",
     "events",
     "fills",
-    "intake",
     "orders",
     "pnl",
     "profit",
@@ -58,8 +57,6 @@ def _batches(name: str) -> TopicT:
     )
 
 
-#: Orders as producers sent them, packed per fetched batch by the intake.
-intake = _batches(_settings.intake_topic)
 #: Orders forwarded to their instrument's partition, packed per batch.
 routed = _batches(_settings.routed_topic)
 #: The trades of each matching batch and partition, packed, for the analytics.

@@ -1,11 +1,11 @@
-"""The matching agents: packed orders in, trades and execution reports out, a batch at a time.
+"""Matching: orders in, trades and execution reports out, a batch at a time.
 
 ::
 
-    <app>-orders-intake[p] ──unpack──decode──┬─ bad ──► REJECTED report / DLQ record
-      (intake.py packs                        ├─ instrument lives on p ──► match
-       stock_exchange_orders[p])              └─ lives on q ──► orders-routed[q] ──► match
-                                                 (packed: one message per batch and q)
+    stock_exchange_orders[p] ──(intake.py)──► match_orders ──decode──┬─ bad ──► REJECTED / DLQ
+                                                                     ├─ lives on p ──► match
+                          └─ lives on q ──► orders-routed[q] ──► [match_routed] ──► match
+                             (packed: one message per batch and q)
     match = MatchingState.handle into the batch's Transaction ──► checkpoint
     trades ──► successful_trade (one per message) and trades-batched (packed, for analytics)
 """
@@ -16,25 +16,25 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from exchange_app.application import app
 from exchange_app.engine import InvalidOrder
 from exchange_app.metrics import metrics
 from exchange_app.packing import Packed, PackingError, pack, unpack
 from exchange_app.routing import home_partition
-from exchange_app.topics import intake, routed
+from exchange_app.topics import routed
 from exchange_app.wire import decode_order, dumps, rejection_report
-from tables.declarations import matching_table
+from tables.declarations import inputs_table, matching_table
 from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
 
-from .batches import batches, checkpoint, complete, where
+from .batches import InputPositions, batches, checkpoint, complete, where
 
-__all__ = ["match_orders", "match_routed", "state"]
+__all__ = ["books_lock", "match_orders", "match_routed", "order_position", "state"]
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -50,7 +50,7 @@ MAX_WRITES = 4_000
 #: change to the end of its checkpoint: otherwise a batch checkpointed later could
 #: carry older values of keys that one checkpointed meanwhile already changed, and
 #: the changelog would end on them.
-_books_lock = asyncio.Lock()
+books_lock = asyncio.Lock()
 
 
 #: Books read from the local store at start, per partition, with the changelog
@@ -112,48 +112,72 @@ async def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: A
         loaded = await asyncio.get_running_loop().run_in_executor(
             None, lambda: state.read_books(items)
         )
-    async with _books_lock:  # not in the middle of a batch
+    async with books_lock:  # not in the middle of a batch
         # Install only if nothing moved meanwhile: no newer assignment, and no batch
         # that found the books stale and loaded them itself (its changes would be lost).
         if state.generation == generation and state.stale:
             state.install(loaded)
 
 
-@app.agent(intake)
-async def match_orders(stream: StreamT[bytes]) -> None:
-    """Orders as producers sent them: matched here or forwarded to their instrument's partition."""
-    async for events in batches(stream):
-        await _process(events, forwarded=False)
+async def match_orders(fetched: Mapping[int, Sequence[Packed]]) -> None:
+    """Orders the intake read, per orders partition: matched here or forwarded to their
+    instrument's partition. The caller holds :data:`books_lock` and owns the partitions."""
+    started = time.perf_counter()
+    forwards: dict[int, list[Packed]] = defaultdict(list)
+    tx, replayed = await _match(fetched.items(), Transaction(), forwards)
+    for home, packed in forwards.items():
+        tx.send(Output("routed", None, pack(packed), home))
+    for partition, records in fetched.items():
+        tx.write(inputs_table, partition, order_position(partition), records[-1].offset + 1)
+    await checkpoint().commit(_finished(tx))
+    for partition, records in fetched.items():
+        last = records[-1]
+        metrics.observe(settings.orders_topic, partition, last.offset, last.timestamp / 1000)
+    metrics.batches.observe(time.perf_counter() - started)
+    _replayed(replayed)
+
+
+def order_position(partition: int) -> str:
+    """The ``inputs`` table key of orders partition ``partition``: the next offset to match."""
+    return InputPositions.key(TP(settings.orders_topic, partition))
 
 
 @app.agent(routed)
 async def match_routed(stream: StreamT[bytes]) -> None:
-    """Orders forwarded by ``match_orders``: matched on their instrument's partition."""
+    """Orders forwarded by :func:`match_orders`: matched on their instrument's partition."""
     async for events in batches(stream):
-        await _process(events, forwarded=True)
+        async with books_lock:
+            await _match_routed(events)
 
 
-async def _process(events: Sequence[EventT], *, forwarded: bool) -> None:
-    async with _books_lock:
-        await _process_batch(events, forwarded=forwarded)
-
-
-async def _process_batch(events: Sequence[EventT], *, forwarded: bool) -> None:
+async def _match_routed(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
     tx = Transaction()
-    forwards: dict[int, list[Packed]] = defaultdict(list)
-    replayed = 0
+    inputs = []
     for event in events:
-        partition = event.message.partition
         try:
-            records = list(unpack(event.message.value or b""))
+            inputs.append((event.message.partition, list(unpack(event.message.value or b""))))
         except PackingError as exc:
             log.error("skipping %s, not a packed batch: %s", where(event), exc)
-            tx.send(_dlq(_unpacked(event), [f"not a packed batch: {exc}"]))
-            continue
+            reasons = [f"not a packed batch: {exc}"]
+            tx.send(_dlq(_unpacked(event), reasons, topic=event.message.topic))
+    tx, replayed = await _match(inputs, tx, None)
+    await complete(events, _finished(tx), started)
+    _replayed(replayed)
+
+
+async def _match(
+    inputs: Iterable[tuple[int, Sequence[Packed]]],
+    tx: Transaction,
+    forwards: dict[int, list[Packed]] | None,
+) -> tuple[Transaction, int]:
+    """Match ``inputs`` (records per partition) into ``tx``; the last transaction and how
+    many orders were replays. ``forwards`` given: orders of other partitions go there."""
+    replayed = 0
+    for partition, records in inputs:
         for record in records:
             try:
-                replayed += not _take(record, partition, tx, None if forwarded else forwards)
+                replayed += not _take(record, partition, tx, forwards)
             except Exception as exc:  # a bug must not stop the exchange: report, reload, go on
                 log.exception("failed to process order %s@%s", record.partition, record.offset)
                 # What came before stays; the books reload from the table after this commit.
@@ -165,12 +189,13 @@ async def _process_batch(events: Sequence[EventT], *, forwarded: bool) -> None:
             if tx.writes > MAX_WRITES:
                 await checkpoint().commit(_finished(tx))
                 tx = Transaction()
-    for home, packed in forwards.items():
-        tx.send(Output("routed", None, pack(packed), home))
-    await complete(events, _finished(tx), started)
-    if replayed:
-        metrics.orders.labels("replayed").inc(replayed)
-        log.info("%s orders were already applied (read again after a restart): skipped", replayed)
+    return tx, replayed
+
+
+def _replayed(count: int) -> None:
+    if count:
+        metrics.orders.labels("replayed").inc(count)
+        log.info("%s orders were already applied (read again after a restart): skipped", count)
 
 
 def _take(
@@ -230,8 +255,9 @@ def _invalid(record: Packed, exc: InvalidOrder) -> Output:
     return Output("events", exc.account or exc.instrument or "", report)
 
 
-def _source(record: Packed) -> dict[str, Any]:
-    return {"topic": settings.orders_topic, "partition": record.partition, "offset": record.offset}
+def _source(record: Packed, topic: str | None = None) -> dict[str, Any]:
+    topic = topic or settings.orders_topic
+    return {"topic": topic, "partition": record.partition, "offset": record.offset}
 
 
 def _unpacked(event: EventT) -> Packed:
@@ -239,13 +265,14 @@ def _unpacked(event: EventT) -> Packed:
     return Packed(message.partition, message.offset, 0, message.key, message.value)
 
 
-def _dlq(record: Packed, reasons: list[str]) -> Output:
+def _dlq(record: Packed, reasons: list[str], topic: str | None = None) -> Output:
+    """A DLQ record for ``record`` of the orders topic (or of ``topic``)."""
     raw = record.value or b""
     limit = settings.max_message_bytes
     value = {
         "reason": "; ".join(reasons),
         "reasons": reasons,
-        "source": _source(record),
+        "source": _source(record, topic),
         "key": (record.key or b"").decode("utf-8", "replace")[:256],
         "value": raw[:limit].decode("utf-8", "replace"),
         "truncated": len(raw) > limit,

@@ -1,4 +1,5 @@
-"""The matching agents with Faust's test_context(): unpack, decode, route, match, send."""
+"""Matching: the intake's batches (``match_orders``) and the routed agent with Faust's
+test_context(): decode, route, match, send, keep positions."""
 
 from __future__ import annotations
 
@@ -31,18 +32,17 @@ def raw(
     return json.dumps(order).encode()
 
 
-def packed(partition: int, *values: tuple[int, bytes]) -> bytes:
-    """An intake message: orders of one partition at the given source offsets."""
-    return pack(Packed(partition, offset, 0, None, value) for offset, value in values)
+def fetched(partition: int, *values: tuple[int, bytes]) -> dict[int, list[Packed]]:
+    """What the intake hands over: orders of one partition at the given offsets."""
+    return {partition: [Packed(partition, offset, 0, None, value) for offset, value in values]}
 
 
 async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> None:
     from exchange_app.agents.matching import match_orders
 
     instrument = HOME[0]
-    async with match_orders.test_context() as agent:
-        await agent.put(packed(0, (0, raw(1000001, "BUY", instrument))), partition=0)
-        await agent.put(packed(0, (1, raw(1000002, "SELL", instrument))), partition=0)
+    await match_orders(fetched(0, (0, raw(1000001, "BUY", instrument))))
+    await match_orders(fetched(0, (1, raw(1000002, "SELL", instrument))))
     [(key, trade, _)] = sent["trades"]
     assert key == instrument
     assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (
@@ -62,9 +62,8 @@ async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, 
     from exchange_app.agents.matching import match_orders, match_routed
 
     instrument = HOME[2]
-    async with match_orders.test_context() as agent:
-        await agent.put(packed(0, (0, raw(1, "BUY", instrument))), partition=0)
-        await agent.put(packed(1, (1, raw(2, "SELL", instrument))), partition=1)
+    await match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
+    await match_orders(fetched(1, (1, raw(2, "SELL", instrument))))
     assert not sent["trades"]
     forwarded = sent["routed"]  # a packed message per input batch and home partition
     assert {partition for _, _, partition in forwarded} == {2}
@@ -89,13 +88,16 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
         json.dumps({"action": "CANCEL", "id": 99, "instrument": instrument}).encode(),
         b"x" * 70_000,
     ]
-    async with match_orders.test_context() as agent:
-        await agent.put(packed(0, *enumerate(bad)), partition=0)
-        await agent.put(packed(0, (6, raw(10, "BUY", instrument))), partition=0)
-        await agent.put(packed(0, (7, raw(11, "SELL", instrument))), partition=0)
+    from exchange_app.agents.matching import match_routed
+
+    await match_orders(fetched(0, *enumerate(bad)))
+    await match_orders(fetched(0, (6, raw(10, "BUY", instrument))))
+    await match_orders(fetched(0, (7, raw(11, "SELL", instrument))))
+    async with match_routed.test_context() as agent:
         await agent.put(b"\x00\x01 not a packed batch", partition=0)
     dlq = [value for _, value, _ in sent["dlq"]]
-    assert [d["source"]["offset"] for d in dlq] == [0, 1, 5, 3]
+    assert [d["source"]["offset"] for d in dlq] == [0, 1, 5, 0]
+    assert dlq[3]["source"]["topic"].endswith("-orders-routed")
     assert "not JSON" in dlq[0]["reason"] and dlq[2]["truncated"] and dlq[2]["size"] == 70_000
     assert "not a packed batch" in dlq[3]["reason"]
     rejected = [value for _, value, _ in sent["events"] if value["status"] == "REJECTED"]
@@ -107,19 +109,21 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
     assert [t[1]["id_sell"] for t in sent["trades"]] == [11]
 
 
-async def test_replayed_event_has_no_new_effects(test_app, sent) -> None:
-    from exchange_app.agents.matching import match_orders
+async def test_replayed_orders_have_no_new_effects_and_positions_are_kept(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders, order_position
+    from tables.declarations import inputs_table
 
     instrument = HOME[0]
-    async with match_orders.test_context() as agent:
-        await agent.put(packed(0, (0, raw(1, "BUY", instrument))), partition=0)
-        await agent.put(packed(0, (1, raw(2, "SELL", instrument, quantity=2.0))), partition=0)
-        # the intake packs offset 1 again after a crash, with the next order
-        again = packed(
-            0, (1, raw(2, "SELL", instrument, quantity=2.0)), (2, raw(3, "SELL", instrument, 3.0))
-        )
-        await agent.put(again, partition=0)
+    await match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
+    await match_orders(fetched(0, (1, raw(2, "SELL", instrument, quantity=2.0))))
+    assert inputs_table.stored_value(0, order_position(0)) == 2  # the next offset to match
+    # offset 1 read again (a position lost with a local store), with the next order
+    again = fetched(
+        0, (1, raw(2, "SELL", instrument, quantity=2.0)), (2, raw(3, "SELL", instrument, 3.0))
+    )
+    await match_orders(again)
     trades = [t[1] for t in sent["trades"]]
     # Offset 1 was applied (its outputs delivered before its state): nothing again.
     assert [t["seq"] for t in trades] == [1, 2]
     assert trades[1]["quantity"] == 3  # the book was not filled twice
+    assert inputs_table.stored_value(0, order_position(0)) == 3
