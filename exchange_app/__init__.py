@@ -19,7 +19,7 @@ __all__ = ["app"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from . import agents, intake  # noqa: F401  (registers the agents, tables, intake)
+        from . import agents, heap, intake  # noqa: F401  (registers agents, tables, tasks)
         from .application import app
         from .web import wiring  # noqa: F401  (the live feed task)
 
