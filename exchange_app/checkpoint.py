@@ -50,6 +50,7 @@ __all__ = [
     "Checkpoint",
     "KafkaSink",
     "MemorySink",
+    "Pipeline",
     "Record",
     "Sink",
     "deliver",
@@ -216,6 +217,60 @@ class Checkpoint:
             table.data.apply_changelog_batch(  # type: ignore[attr-defined]
                 events, to_key=same, to_value=same
             )
+
+
+class Pipeline:
+    """Commits transactions in the order given; a batch's changelog overlaps the next batch.
+
+    :meth:`commit` returns once the transaction's outputs are delivered; its
+    changelog and local-store writes follow in the background, after those of
+    every earlier transaction. The order of :class:`Checkpoint` holds for each
+    transaction (outputs, then changelog, then local store), and across them:
+
+    * outputs go out strictly one transaction after another (the caller
+      commits the next only when this returns), so a topic never holds a later
+      batch's outputs without an earlier one's;
+    * tables are written strictly in order, so a key's last value in the
+      changelog is the value of the last transaction that changed it.
+
+    What overlaps is one broker round trip: the next batch is matched and its
+    outputs delivered while the previous batch's changelog is in flight.
+    Whoever reads the local store or hands partitions over first waits for
+    :meth:`drain`. A write that fails stops the process (:func:`deliver`).
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self._tables: asyncio.Future[None] | None = None
+
+    async def commit(self, tx: Transaction) -> None:
+        if tx.outputs:
+            await deliver(self.checkpoint.sink, [self.checkpoint.record(o) for o in tx.outputs])
+        if tx.changes:
+            self._tables = asyncio.ensure_future(self._write_after(self._tables, tx))
+            self._tables.add_done_callback(_stop_on_failure)
+
+    async def _write_after(self, previous: asyncio.Future[None] | None, tx: Transaction) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)
+        await self.checkpoint._write_tables(tx)
+
+    async def drain(self) -> None:
+        """Return once every committed transaction's tables are written."""
+        while self._tables is not None:
+            tables = self._tables
+            await asyncio.shield(tables)
+            if self._tables is tables:
+                self._tables = None
+
+
+def _stop_on_failure(future: asyncio.Future[None]) -> None:
+    if future.cancelled():
+        return  # the worker is stopping: the batch is processed again after the restart
+    exc = future.exception()
+    if exc is not None:
+        log.critical("Writing a batch's tables failed (%r); stopping now", exc, exc_info=exc)
+        exit_now()
 
 
 async def deliver(sink: Sink, records: list[Record]) -> list[int]:

@@ -39,6 +39,7 @@ from aiokafka.structs import TopicPartition
 
 from tables.declarations import inputs_table, matching_table
 
+from .agents.batches import pipeline
 from .agents.matching import books_lock, match_orders, order_position
 from .application import app
 from .metrics import metrics
@@ -61,10 +62,10 @@ def _follow(partitions: frozenset[int]) -> None:
 
 @app.on_partitions_revoked.connect
 async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    """Stop reading; return once the batch in flight is durable (the group waits)."""
+    """Stop reading; return once the batches matched are durable (the group waits)."""
     _follow(frozenset())
     async with books_lock:
-        pass
+        await pipeline().drain()
 
 
 @app.on_rebalance_complete.connect

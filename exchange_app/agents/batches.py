@@ -29,13 +29,22 @@ from typing import Any
 from faust.types import TP, EventT, StreamT
 
 from exchange_app.application import app
-from exchange_app.checkpoint import Checkpoint, KafkaSink, Sink
+from exchange_app.checkpoint import Checkpoint, KafkaSink, Pipeline, Sink
 from exchange_app.metrics import metrics
 from exchange_app.topics import stream_topics
 from tables.declarations import inputs_table
 from tables.transaction import Transaction
 
-__all__ = ["InputPositions", "batches", "checkpoint", "complete", "positions", "use_sink", "where"]
+__all__ = [
+    "InputPositions",
+    "batches",
+    "checkpoint",
+    "complete",
+    "pipeline",
+    "positions",
+    "use_sink",
+    "where",
+]
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -133,8 +142,9 @@ def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
 
 def use_sink(sink: Sink | None) -> None:
     """Deliver through ``sink`` (agent tests); ``None``: the worker's producer."""
-    global _checkpoint
+    global _checkpoint, _pipeline
     _checkpoint = None if sink is None else _new(sink)
+    _pipeline = None
 
 
 def _new(sink: Sink) -> Checkpoint:
@@ -146,6 +156,17 @@ def checkpoint() -> Checkpoint:
     if _checkpoint is None:
         _checkpoint = _new(KafkaSink(app.producer._ensure_producer()))  # type: ignore[attr-defined]
     return _checkpoint
+
+
+_pipeline: Pipeline | None = None
+
+
+def pipeline() -> Pipeline:
+    """The checkpoint of the agents that share the books (``matching.py``), pipelined."""
+    global _pipeline
+    if _pipeline is None or _pipeline.checkpoint is not checkpoint():
+        _pipeline = Pipeline(checkpoint())
+    return _pipeline
 
 
 async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
@@ -177,10 +198,13 @@ async def _seek(tp: TP) -> None:
         positions.seeking.pop(tp, None)
 
 
-async def complete(events: Sequence[EventT], tx: Transaction, started: float) -> None:
-    """Make the batch's ``tx`` and positions durable, then record its metrics."""
+async def complete(
+    events: Sequence[EventT], tx: Transaction, started: float, *, via: Any = None
+) -> None:
+    """Make the batch's ``tx`` and positions durable (through the checkpoint, or ``via``
+    another with a ``commit``), then record its metrics."""
     positions.record(events, tx)
-    await checkpoint().commit(tx)
+    await (via or checkpoint()).commit(tx)
     for event in events:
         message = event.message
         metrics.observe(message.topic, message.partition, message.offset, message.timestamp)

@@ -32,7 +32,7 @@ from tables.declarations import inputs_table, matching_table
 from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
 
-from .batches import InputPositions, batches, checkpoint, complete, where
+from .batches import InputPositions, batches, complete, pipeline, where
 
 __all__ = ["books_lock", "match_orders", "match_routed", "order_position", "state"]
 
@@ -46,10 +46,10 @@ state = MatchingState(matching_table, settings.matching, read=matching_table.sto
 MAX_WRITES = 4_000
 
 
-#: Both matching agents change the same books. A batch holds this from its first
-#: change to the end of its checkpoint: otherwise a batch checkpointed later could
-#: carry older values of keys that one checkpointed meanwhile already changed, and
-#: the changelog would end on them.
+#: The intake and ``match_routed`` change the same books. A batch holds this from
+#: its first change until its outputs are delivered and its tables are queued on
+#: the shared :func:`pipeline`, so transactions reach the pipeline in the order
+#: they were made and the changelog ends on every key's latest value.
 books_lock = asyncio.Lock()
 
 
@@ -129,7 +129,7 @@ async def match_orders(fetched: Mapping[int, Sequence[Packed]]) -> None:
         tx.send(Output("routed", None, pack(packed), home))
     for partition, records in fetched.items():
         tx.write(inputs_table, partition, order_position(partition), records[-1].offset + 1)
-    await checkpoint().commit(_finished(tx))
+    await pipeline().commit(_finished(tx))
     for partition, records in fetched.items():
         last = records[-1]
         metrics.observe(settings.orders_topic, partition, last.offset, last.timestamp / 1000)
@@ -162,7 +162,7 @@ async def _match_routed(events: Sequence[EventT]) -> None:
             reasons = [f"not a packed batch: {exc}"]
             tx.send(_dlq(_unpacked(event), reasons, topic=event.message.topic))
     tx, replayed = await _match(inputs, tx, None)
-    await complete(events, _finished(tx), started)
+    await complete(events, _finished(tx), started, via=pipeline())
     _replayed(replayed)
 
 
@@ -181,13 +181,14 @@ async def _match(
             except Exception as exc:  # a bug must not stop the exchange: report, reload, go on
                 log.exception("failed to process order %s@%s", record.partition, record.offset)
                 # What came before stays; the books reload from the table after this commit.
-                await checkpoint().commit(_finished(tx))
+                await pipeline().commit(_finished(tx))
+                await pipeline().drain()
                 state.invalidate()
                 tx = Transaction()
                 metrics.orders.labels("error").inc()
                 tx.send(_dlq(record, [f"internal error: {exc!r}"]))
             if tx.writes > MAX_WRITES:
-                await checkpoint().commit(_finished(tx))
+                await pipeline().commit(_finished(tx))
                 tx = Transaction()
     return tx, replayed
 

@@ -110,12 +110,14 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
 
 
 async def test_replayed_orders_have_no_new_effects_and_positions_are_kept(test_app, sent) -> None:
+    from exchange_app.agents.batches import pipeline
     from exchange_app.agents.matching import match_orders, order_position
     from tables.declarations import inputs_table
 
     instrument = HOME[0]
     await match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
     await match_orders(fetched(0, (1, raw(2, "SELL", instrument, quantity=2.0))))
+    await pipeline().drain()  # the tables are written behind the outputs
     assert inputs_table.stored_value(0, order_position(0)) == 2  # the next offset to match
     # offset 1 read again (a position lost with a local store), with the next order
     again = fetched(
@@ -126,4 +128,5 @@ async def test_replayed_orders_have_no_new_effects_and_positions_are_kept(test_a
     # Offset 1 was applied (its outputs delivered before its state): nothing again.
     assert [t["seq"] for t in trades] == [1, 2]
     assert trades[1]["quantity"] == 3  # the book was not filled twice
+    await pipeline().drain()
     assert inputs_table.stored_value(0, order_position(0)) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from faust.serializers.registry import Registry
 
 from exchange_app import checkpoint
-from exchange_app.checkpoint import Checkpoint, MemorySink, Record
+from exchange_app.checkpoint import Checkpoint, MemorySink, Pipeline, Record
 from tables.transaction import Output, Transaction
 
 
@@ -98,3 +99,52 @@ async def test_a_changelog_that_cannot_be_delivered_stops_before_the_local_store
     assert len(sink.records["trades"]) == 1  # the outputs went first
     assert table.data.applied == []  # local state never ahead of the changelog
     assert sink.calls.count("t-changelog") == checkpoint.ATTEMPTS
+
+
+class SlowChangelogSink(MemorySink):
+    """Holds every changelog delivery until released; records the order of deliveries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.order: list[tuple[str, Any]] = []
+
+    async def deliver(self, records: Sequence[Record]) -> list[int]:
+        if records[0].topic == "t-changelog":
+            await self.release.wait()
+        self.order += [(r.topic, r.value) for r in records]
+        return await super().deliver(records)
+
+
+def numbered(table: Table, n: int) -> Transaction:
+    tx = Transaction()
+    tx.send(Output("trades", "TCS", {"seq": n}, 2))
+    tx.write(table, 2, "m:TCS", {"seq": n + 1})
+    return tx
+
+
+async def test_a_pipeline_delivers_the_next_outputs_while_a_changelog_is_in_flight() -> None:
+    table, sink = Table(), SlowChangelogSink()
+    pipeline = Pipeline(Checkpoint(sink, {"trades": "trades"}, 4))
+    await pipeline.commit(numbered(table, 1))
+    await pipeline.commit(numbered(table, 2))  # returns: tx 1's changelog still held
+    assert [value for topic, value in sink.order] == [b'{"seq":1}', b'{"seq":2}']
+    assert table.data.applied == []  # nothing local before its changelog
+    sink.release.set()
+    await pipeline.drain()
+    changelog = [value for topic, value in sink.order if topic == "t-changelog"]
+    assert changelog == [b'{"seq":2}', b'{"seq":3}']  # in commit order: last value last
+    assert [value for _, value, _ in table.data.applied] == [{"seq": 2}, {"seq": 3}]
+
+
+async def test_a_pipeline_whose_tables_cannot_be_written_stops_the_process(monkeypatch) -> None:
+    table, sink = Table(), FlakySink("t-changelog", 100)
+    pipeline = Pipeline(Checkpoint(sink, {"trades": "trades"}, 4))
+    stops: list[str] = []
+    monkeypatch.setattr(checkpoint, "exit_now", lambda: stops.append("stop"))
+    await pipeline.commit(numbered(table, 1))  # the outputs are delivered
+    with pytest.raises(AssertionError):  # what runs after exit_now(), which never returns
+        await pipeline.drain()
+    await asyncio.sleep(0)  # the task's done callback
+    assert stops == ["stop", "stop"]  # by deliver, then by the pipeline's watch
+    assert len(sink.records["trades"]) == 1 and table.data.applied == []
