@@ -173,10 +173,14 @@ class Checkpoint:
         self._spread = itertools.count()
 
     async def commit(self, tx: Transaction) -> None:
+        await self.deliver_outputs(tx)
+        if tx.changes:
+            await self.write_tables(tx)
+
+    async def deliver_outputs(self, tx: Transaction) -> None:
+        """Step 1: deliver ``tx``'s outputs."""
         if tx.outputs:
             await deliver(self.sink, [self.record(output) for output in tx.outputs])
-        if tx.changes:
-            await self._write_tables(tx)
 
     def record(self, output: Output) -> Record:
         key = None if output.key is None else output.key.encode()
@@ -190,7 +194,8 @@ class Checkpoint:
         value = output.value if isinstance(output.value, bytes) else dumps(output.value)
         return Record(self.topics[output.stream], partition, key, value)
 
-    async def _write_tables(self, tx: Transaction) -> None:
+    async def write_tables(self, tx: Transaction) -> None:
+        """Steps 2 and 3: ``tx``'s changed keys to the changelogs, then to the local store."""
         changed = list(tx.tables())
         records, keys = [], []
         for table, partition, changes in changed:
@@ -244,8 +249,7 @@ class Pipeline:
         self._tables: asyncio.Future[None] | None = None
 
     async def commit(self, tx: Transaction) -> None:
-        if tx.outputs:
-            await deliver(self.checkpoint.sink, [self.checkpoint.record(o) for o in tx.outputs])
+        await self.checkpoint.deliver_outputs(tx)
         if tx.changes:
             self._tables = asyncio.ensure_future(self._write_after(self._tables, tx))
             self._tables.add_done_callback(_stop_on_failure)
@@ -253,7 +257,7 @@ class Pipeline:
     async def _write_after(self, previous: asyncio.Future[None] | None, tx: Transaction) -> None:
         if previous is not None:
             await asyncio.shield(previous)
-        await self.checkpoint._write_tables(tx)
+        await self.checkpoint.write_tables(tx)
 
     async def drain(self) -> None:
         """Return once every committed transaction's tables are written."""

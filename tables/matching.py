@@ -57,7 +57,6 @@ from exchange_app.wire import execution_reports, rejection_report, trade_record
 from .transaction import Output, Transaction
 
 __all__ = [
-    "RESTING_FIELDS",
     "Books",
     "MatchingState",
     "Source",
@@ -75,30 +74,19 @@ class Source(NamedTuple):
     offset: int
 
 
-#: A stored resting order is one string, its fields joined by ``|`` in this order
-#: (``price`` empty for none; ``account`` last and absent for none). A restart
-#: decodes every resting order, and this decodes in a fraction of the time of a
-#: JSON object; instruments and accounts cannot contain ``|`` (``wire.py``).
-RESTING_FIELDS = (
-    "id",
-    "instrument",
-    "side",
-    "quantity",
-    "price",
-    "timestamp",
-    "order_type",
-    "time_in_force",
-    "remaining",
-    "arrival",
-    "account",
-)
+# A stored resting order is one string, its fields joined by ``|`` in this order:
+# id, instrument, side, quantity, price (empty for none), timestamp, order_type,
+# time_in_force, remaining, arrival, account (last, absent for none). A restart
+# decodes every resting order, and this decodes in a fraction of the time of a
+# JSON object; instruments and accounts cannot contain ``|`` (``wire.py``).
+
 _SIDES = {side.value: side for side in Side}
 _TYPES = {kind.value: kind for kind in OrderType}
 _TIFS = {tif.value: tif for tif in TimeInForce}
 
 
 def encode_resting(resting: RestingOrder) -> str:
-    """The table value of a resting order (see :data:`RESTING_FIELDS`)."""
+    """The table value of a resting order (the format above)."""
     order = resting.order
     fields = [
         str(order.id),

@@ -164,7 +164,7 @@ _pipeline: Pipeline | None = None
 def pipeline() -> Pipeline:
     """The checkpoint of the agents that share the books (``matching.py``), pipelined."""
     global _pipeline
-    if _pipeline is None or _pipeline.checkpoint is not checkpoint():
+    if _pipeline is None:
         _pipeline = Pipeline(checkpoint())
     return _pipeline
 

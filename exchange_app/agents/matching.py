@@ -108,7 +108,7 @@ async def _tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: A
                 loaded[0].update(per_partition[p][0])
                 loaded[1].update(per_partition[p][1])
     if loaded is None:
-        items = matching_table.stored_items()
+        items = state.read()
         loaded = await asyncio.get_running_loop().run_in_executor(
             None, lambda: state.read_books(items)
         )
@@ -206,8 +206,6 @@ def _take(
 
     False: the order was applied before (a replay), nothing happened.
     """
-    if forwards is not None:  # the orders topic's lag, counted in orders (metrics)
-        metrics.processed[(settings.orders_topic, record.partition)] = record.offset
     try:
         command = decode_order(record.value or b"", max_bytes=settings.max_message_bytes)
     except InvalidOrder as exc:
