@@ -199,10 +199,14 @@ async def _seek(tp: TP) -> None:
 
 
 async def complete(
-    events: Sequence[EventT], tx: Transaction, started: float, *, via: Any = None
+    events: Sequence[EventT],
+    tx: Transaction,
+    started: float,
+    *,
+    via: Checkpoint | Pipeline | None = None,
 ) -> None:
     """Make the batch's ``tx`` and positions durable (through the checkpoint, or ``via``
-    another with a ``commit``), then record its metrics."""
+    the pipeline), then record its metrics."""
     positions.record(events, tx)
     await (via or checkpoint()).commit(tx)
     for event in events:
