@@ -148,3 +148,67 @@ async def test_a_pipeline_whose_tables_cannot_be_written_stops_the_process(monke
     await asyncio.sleep(0)  # the task's done callback
     assert stops == ["stop", "stop"]  # by deliver, then by the pipeline's watch
     assert len(sink.records["trades"]) == 1 and table.data.applied == []
+
+
+class GatedSink(MemorySink):
+    """Holds every delivery until :meth:`open` lets it through; records when each began."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.began: list[tuple[str, Any]] = []
+        self.failures = failures
+
+    async def deliver(self, records: Sequence[Record]) -> list[int]:
+        self.began += [(r.topic, r.value) for r in records]
+        await self.gate.wait()
+        if records[0].topic == "trades" and self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker went away")
+        return await super().deliver(records)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_submit_returns_before_delivery_and_outputs_go_out_one_batch_after_another() -> None:
+    table, sink = Table(), GatedSink()
+    pipeline = Pipeline(Checkpoint(sink, {"trades": "trades"}, 4))
+    first = await pipeline.submit(numbered(table, 1))
+    second = await pipeline.submit(numbered(table, 2))
+    await settle()
+    assert not first.done() and not second.done()
+    assert sink.began == [("trades", b'{"seq":1}')]  # batch 2 waits for batch 1's delivery
+    sink.gate.set()
+    await pipeline.drain()
+    assert first.done() and second.done()
+    assert [r.value for r in sink.records["trades"]] == [b'{"seq":1}', b'{"seq":2}']
+    assert [value for _, value, _ in table.data.applied] == [{"seq": 2}, {"seq": 3}]
+
+
+async def test_a_failed_delivery_is_retried_before_the_next_batch_is_handed_over() -> None:
+    table, sink = Table(), GatedSink(failures=2)
+    pipeline = Pipeline(Checkpoint(sink, {"trades": "trades"}, 4))
+    await pipeline.submit(numbered(table, 1))
+    await pipeline.submit(numbered(table, 2))
+    sink.gate.set()
+    await pipeline.drain()
+    trades = [value for topic, value in sink.began if topic == "trades"]
+    assert trades == [b'{"seq":1}', b'{"seq":1}', b'{"seq":1}', b'{"seq":2}']
+    assert [r.value for r in sink.records["trades"]] == [b'{"seq":1}', b'{"seq":2}']
+
+
+async def test_submit_waits_while_depth_transactions_are_queued() -> None:
+    table, sink = Table(), GatedSink()
+    pipeline = Pipeline(Checkpoint(sink, {"trades": "trades"}, 4), depth=2)
+    await pipeline.submit(numbered(table, 1))
+    await pipeline.submit(numbered(table, 2))
+    third = asyncio.ensure_future(pipeline.submit(numbered(table, 3)))
+    await settle()
+    assert not third.done()  # two queued: the third waits for room
+    sink.gate.set()
+    await third
+    await pipeline.drain()
+    assert [r.value for r in sink.records["trades"]] == [b'{"seq":1}', b'{"seq":2}', b'{"seq":3}']
