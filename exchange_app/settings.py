@@ -32,7 +32,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="How long a fetch may wait for records; default 20 on the embedded broker "
-        "(it never answers a fetch early) and Faust's 1500 on Kafka.",
+        "(it answers a fetch only when it next looks, up to half the wait after records "
+        "arrive) and Faust's 1500 on Kafka.",
     )
     app_id: str = Field("exchange", description="Faust app id: consumer group and topic prefix.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic the worker creates.")
@@ -99,6 +100,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
+    live_feed_interval_ms: int = Field(
+        100,
+        ge=0,
+        description="The live feed reads the output topics at most this often. A reader that "
+        "fetches as fast as records come costs the broker one fetch per output batch.",
+    )
     commit_every: int = Field(
         10_000,
         ge=1,

@@ -120,9 +120,16 @@ class Broadcaster:
         self.subscribers.discard(queue)
 
     async def feed(
-        self, bootstrap: list[str], topics: dict[str, str], fetch_wait_ms: int | None = None
+        self,
+        bootstrap: list[str],
+        topics: dict[str, str],
+        fetch_wait_ms: int | None = None,
+        interval: float = 0.0,
     ) -> None:
-        """Publish every new record of ``topics`` (name -> event kind) until cancelled."""
+        """Publish every new record of ``topics`` (name -> event kind) until cancelled,
+        reading at most every ``interval`` seconds: what arrives meanwhile comes in the
+        next read (the consumer holds it), and the broker answers one fetch per interval
+        instead of one per output batch."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
@@ -138,6 +145,8 @@ class Broadcaster:
                     for message in messages:
                         if message.value:
                             self.publish(topics[tp.topic], raw=message.value)
+                if batch and interval:
+                    await asyncio.sleep(interval)
         finally:
             await consumer.stop()
 

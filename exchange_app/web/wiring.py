@@ -120,4 +120,5 @@ async def live_feed() -> None:
             settings.pnl_topic: "pnl",
         },
         settings.fetch_wait_ms,
+        settings.live_feed_interval_ms / 1000,
     )
