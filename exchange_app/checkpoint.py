@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -225,79 +225,47 @@ class Checkpoint:
 
 
 class Pipeline:
-    """Commits transactions in the order given, the caller going on while they complete.
+    """Commits transactions in the order given; a batch's changelog overlaps the next batch.
 
-    :meth:`submit` queues a transaction and returns; in the background, each
-    transaction's
+    :meth:`commit` returns once the transaction's outputs are delivered; its
+    changelog and local-store writes follow in the background, after those of
+    every earlier transaction. The order of :class:`Checkpoint` holds for each
+    transaction (outputs, then changelog, then local store), and across them:
 
-    1. outputs are delivered once the previous transaction's outputs are, and
-    2. tables (changelog, then local store) are written once its own outputs
-       are delivered and the previous transaction's tables are written.
+    * outputs go out strictly one transaction after another (the caller
+      commits the next only when this returns), so a topic never holds a later
+      batch's outputs without an earlier one's;
+    * tables are written strictly in order, so a key's last value in the
+      changelog is the value of the last transaction that changed it.
 
-    So the order of :class:`Checkpoint` holds for each transaction, and across
-    them a topic never holds a later batch's outputs without an earlier one's
-    (a failed delivery is retried before anything later is handed to the
-    producer), and a key's last value in the changelog is that of the last
-    transaction that changed it.
-
-    What overlaps is the caller's work and the broker's round trips: the next
-    batch is fetched and matched while the previous one is delivered, and its
-    outputs go out while the previous changelog is in flight. At most
-    ``depth`` transactions are queued. Whoever reads the local store or hands
-    partitions over first waits for :meth:`drain`. A delivery that keeps
-    failing stops the process (:func:`deliver`).
+    What overlaps is one broker round trip: the next batch is matched and its
+    outputs delivered while the previous batch's changelog is in flight.
+    Whoever reads the local store or hands partitions over first waits for
+    :meth:`drain`. A write that fails stops the process (:func:`deliver`).
     """
 
-    def __init__(self, checkpoint: Checkpoint, depth: int = 4) -> None:
+    def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
-        self.depth = depth
-        self._outputs: asyncio.Future[None] | None = None
         self._tables: asyncio.Future[None] | None = None
-        self._queued: deque[asyncio.Future[None]] = deque()
-
-    async def submit(self, tx: Transaction) -> asyncio.Future[None]:
-        """Queue ``tx`` once there is room; the future of its outputs' delivery."""
-        while self._queued:
-            if self._queued[0].done():
-                self._queued.popleft()
-            elif len(self._queued) >= self.depth:
-                await asyncio.shield(self._queued[0])
-            else:
-                break
-        outputs = asyncio.ensure_future(self._deliver_after(self._outputs, tx))
-        tables = asyncio.ensure_future(self._write_after(self._tables, outputs, tx))
-        for step in (outputs, tables):
-            step.add_done_callback(_stop_on_failure)
-        self._outputs, self._tables = outputs, tables
-        self._queued.append(tables)
-        return outputs
 
     async def commit(self, tx: Transaction) -> None:
-        """Queue ``tx``; return once its outputs are delivered."""
-        await asyncio.shield(await self.submit(tx))
-
-    async def _deliver_after(self, previous: asyncio.Future[None] | None, tx: Transaction) -> None:
-        if previous is not None:
-            await asyncio.shield(previous)
         await self.checkpoint.deliver_outputs(tx)
+        if tx.changes:
+            self._tables = asyncio.ensure_future(self._write_after(self._tables, tx))
+            self._tables.add_done_callback(_stop_on_failure)
 
-    async def _write_after(
-        self, previous: asyncio.Future[None] | None, outputs: asyncio.Future[None], tx: Transaction
-    ) -> None:
-        await asyncio.shield(outputs)
+    async def _write_after(self, previous: asyncio.Future[None] | None, tx: Transaction) -> None:
         if previous is not None:
             await asyncio.shield(previous)
-        if tx.changes:
-            await self.checkpoint.write_tables(tx)
+        await self.checkpoint.write_tables(tx)
 
     async def drain(self) -> None:
-        """Return once every queued transaction's outputs and tables are written."""
+        """Return once every committed transaction's tables are written."""
         while self._tables is not None:
             tables = self._tables
             await asyncio.shield(tables)
             if self._tables is tables:
-                self._tables = self._outputs = None
-                self._queued.clear()
+                self._tables = None
 
 
 def _stop_on_failure(future: asyncio.Future[None]) -> None:
@@ -305,7 +273,7 @@ def _stop_on_failure(future: asyncio.Future[None]) -> None:
         return  # the worker is stopping: the batch is processed again after the restart
     exc = future.exception()
     if exc is not None:
-        log.critical("Committing a batch failed (%r); stopping now", exc, exc_info=exc)
+        log.critical("Writing a batch's tables failed (%r); stopping now", exc, exc_info=exc)
         exit_now()
 
 

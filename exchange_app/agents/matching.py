@@ -129,7 +129,7 @@ async def match_orders(fetched: Mapping[int, Sequence[Packed]]) -> None:
         tx.send(Output("routed", None, pack(packed), home))
     for partition, records in fetched.items():
         tx.write(inputs_table, partition, order_position(partition), records[-1].offset + 1)
-    await pipeline().submit(_finished(tx))  # delivered behind the next fetch
+    await pipeline().commit(_finished(tx))
     for partition, records in fetched.items():
         last = records[-1]
         metrics.observe(settings.orders_topic, partition, last.offset, last.timestamp / 1000)

@@ -37,20 +37,12 @@ def fetched(partition: int, *values: tuple[int, bytes]) -> dict[int, list[Packed
     return {partition: [Packed(partition, offset, 0, None, value) for offset, value in values]}
 
 
-async def match(orders: dict[int, list[Packed]]) -> None:
-    """What the intake does with a fetch, through to the batch's checkpoint."""
-    from exchange_app.agents.batches import pipeline
+async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> None:
     from exchange_app.agents.matching import match_orders
 
-    await match_orders(orders)
-    await pipeline().drain()
-
-
-async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> None:
-
     instrument = HOME[0]
-    await match(fetched(0, (0, raw(1000001, "BUY", instrument))))
-    await match(fetched(0, (1, raw(1000002, "SELL", instrument))))
+    await match_orders(fetched(0, (0, raw(1000001, "BUY", instrument))))
+    await match_orders(fetched(0, (1, raw(1000002, "SELL", instrument))))
     [(key, trade, _)] = sent["trades"]
     assert key == instrument
     assert (trade["id"], trade["id_sell"], trade["quantity"], trade["price"]) == (
@@ -67,11 +59,11 @@ async def test_seed_order_and_matching_sell_trade_in_place(test_app, sent) -> No
 
 
 async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, sent) -> None:
-    from exchange_app.agents.matching import match_routed
+    from exchange_app.agents.matching import match_orders, match_routed
 
     instrument = HOME[2]
-    await match(fetched(0, (0, raw(1, "BUY", instrument))))
-    await match(fetched(1, (1, raw(2, "SELL", instrument))))
+    await match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
+    await match_orders(fetched(1, (1, raw(2, "SELL", instrument))))
     assert not sent["trades"]
     forwarded = sent["routed"]  # a packed message per input batch and home partition
     assert {partition for _, _, partition in forwarded} == {2}
@@ -85,6 +77,7 @@ async def test_order_on_a_foreign_partition_is_forwarded_then_matched(test_app, 
 
 
 async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, sent) -> None:
+    from exchange_app.agents.matching import match_orders
 
     instrument = HOME[0]
     bad = [
@@ -97,9 +90,9 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
     ]
     from exchange_app.agents.matching import match_routed
 
-    await match(fetched(0, *enumerate(bad)))
-    await match(fetched(0, (6, raw(10, "BUY", instrument))))
-    await match(fetched(0, (7, raw(11, "SELL", instrument))))
+    await match_orders(fetched(0, *enumerate(bad)))
+    await match_orders(fetched(0, (6, raw(10, "BUY", instrument))))
+    await match_orders(fetched(0, (7, raw(11, "SELL", instrument))))
     async with match_routed.test_context() as agent:
         await agent.put(b"\x00\x01 not a packed batch", partition=0)
     dlq = [value for _, value, _ in sent["dlq"]]
@@ -118,19 +111,19 @@ async def test_bad_input_is_reported_and_the_next_order_still_trades(test_app, s
 
 async def test_replayed_orders_have_no_new_effects_and_positions_are_kept(test_app, sent) -> None:
     from exchange_app.agents.batches import pipeline
-    from exchange_app.agents.matching import order_position
+    from exchange_app.agents.matching import match_orders, order_position
     from tables.declarations import inputs_table
 
     instrument = HOME[0]
-    await match(fetched(0, (0, raw(1, "BUY", instrument))))
-    await match(fetched(0, (1, raw(2, "SELL", instrument, quantity=2.0))))
+    await match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
+    await match_orders(fetched(0, (1, raw(2, "SELL", instrument, quantity=2.0))))
     await pipeline().drain()  # the tables are written behind the outputs
     assert inputs_table.stored_value(0, order_position(0)) == 2  # the next offset to match
     # offset 1 read again (a position lost with a local store), with the next order
     again = fetched(
         0, (1, raw(2, "SELL", instrument, quantity=2.0)), (2, raw(3, "SELL", instrument, 3.0))
     )
-    await match(again)
+    await match_orders(again)
     trades = [t[1] for t in sent["trades"]]
     # Offset 1 was applied (its outputs delivered before its state): nothing again.
     assert [t["seq"] for t in trades] == [1, 2]
