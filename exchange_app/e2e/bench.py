@@ -9,7 +9,8 @@ starts its own embedded broker and workers in a temporary directory:
   bare Faust     ``bare_agent.py`` iterates the same N (rate measured inside the agent)
   drain          N orders preloaded, then one worker: every order's first report
                  (matching), every instrument's ``sma`` at its last trade (all agents)
-  latency        orders offered at a fixed rate: trade timestamp - aggressor's send time
+  latency        orders offered at a fixed rate: trade timestamp - aggressor's send time,
+                 next to the pass-through's at the same rate (copy timestamp - send time)
   restart        R resting orders drained, then Ready and /health after a restart on
                  the worker's own state and after one restoring from the changelogs
 
@@ -36,7 +37,7 @@ from ..broker.admin import ensure_topics
 from ..orderflow import START_ID, resting_orders, seed_orders, stepping_clock
 from ..processes import FAUST, Worker, exchange_env, topic
 from ..settings import Settings
-from .outputs import analytics_caught_up, first_reports, trade_delays
+from .outputs import analytics_caught_up, copy_delays, first_reports, trade_delays
 from .report import Row, percentile, render
 from .topic_io import TopicReader, copy_topic, keyed, offer, produce
 from .watch import PhaseError, Watch, books_served, boot
@@ -67,6 +68,14 @@ class E2EOptions:
     def patience(self, count: int) -> float:
         """Seconds a wait for ``count`` orders may take: 2 min plus 500 orders/s at worst."""
         return self.timeout or 120.0 + count / 500
+
+
+def delays(ms: list[float], count: int, what: str) -> str:
+    """``ms`` (ascending) as p50, p99 and max."""
+    return (
+        f"p50 {percentile(ms, 50):,.1f} ms, p99 {percentile(ms, 99):,.1f} ms, "
+        f"max {ms[-1]:,.1f} ms; {count:,} {what}"
+    )
 
 
 def run_e2e(options: E2EOptions, echo: Callable[[str], None]) -> list[Row]:
@@ -242,6 +251,43 @@ class _Bench:
             self.exchange = env, worker  # the latency phase goes on with it
 
     async def latency(self) -> None:
+        await self.exchange_latency()
+        await self.passthrough_latency()  # after: the worker is stopped by then
+
+    async def passthrough_latency(self) -> None:
+        """The floor: orders offered as below, each copied by a bare consumer-producer."""
+        rate, seconds = self.options.rate, self.options.latency_seconds
+        phase = f"pass-through latency at {rate:,.0f}/s"
+        self.echo(f"[e2e] {phase} for {seconds:g} s")
+        source, target = f"e2e-{self.tag}-offered", f"e2e-{self.tag}-offered-copy"
+        await ensure_topics([self.bootstrap], [source, target], partitions=PARTITIONS)
+        count = int(rate * seconds)
+        copying = asyncio.ensure_future(
+            copy_topic(
+                self.bootstrap,
+                source,
+                target,
+                count,
+                fetch_wait_ms=self.fetch_wait_ms,
+                timeout=self.patience(count),
+            )
+        )
+        orders = seed_orders(clock=stepping_clock(EPOCH), seed=self.options.seed + 2)
+        sent_at, _ = await offer(
+            self.bootstrap, source, orders, PARTITIONS, rate=rate, seconds=seconds
+        )
+        try:
+            await copying
+        except TimeoutError as exc:
+            raise PhaseError(phase, str(exc)) from exc
+        copies = await TopicReader(self.bootstrap, target).start()
+        try:
+            ms = await copy_delays(copies, sent_at)
+        finally:
+            await copies.stop()
+        self.rows.append(Row(phase, delays(ms, len(ms), "copies") if ms else "no copies"))
+
+    async def exchange_latency(self) -> None:
         rate, seconds, phase = self.options.rate, self.options.latency_seconds, "latency"
         if self.exchange is None:
             env = self.env("latency")
@@ -274,14 +320,7 @@ class _Bench:
         if not ms:
             self.rows.append(Row(title, f"no trades ({len(sent_at):,} orders, {held})", rss=rss))
             return
-        self.rows.append(
-            Row(
-                title,
-                f"p50 {percentile(ms, 50):,.1f} ms, p99 {percentile(ms, 99):,.1f} ms, "
-                f"max {ms[-1]:,.1f} ms; {len(ms):,} trades, {held}",
-                rss=rss,
-            )
-        )
+        self.rows.append(Row(title, f"{delays(ms, len(ms), 'trades')}, {held}", rss=rss))
 
     async def restart(self) -> None:
         r, phase = self.options.resting, f"resting drain ({self.options.resting:,} orders)"

@@ -14,7 +14,7 @@ import sys
 from .topic_io import TopicReader
 from .watch import Watch
 
-__all__ = ["analytics_caught_up", "first_reports", "trade_delays"]
+__all__ = ["analytics_caught_up", "copy_delays", "first_reports", "trade_delays"]
 
 
 async def first_reports(
@@ -91,4 +91,17 @@ async def trade_delays(trades: TopicReader, sent_at: dict[int, float]) -> list[f
             if sent is not None:
                 key = (trade["instrument"], int(trade["seq"]))
                 delays.setdefault(key, record.timestamp - sent * 1000)
+    return sorted(delays.values())
+
+
+async def copy_delays(copies: TopicReader, sent_at: dict[int, float]) -> list[float]:
+    """Read the pass-through's copies to their end; for each order sent at ``sent_at[id]``
+    (s), its copy's timestamp minus that, in ms, in ascending order."""
+    delays: dict[int, float] = {}
+    while not await copies.caught_up():
+        for record in await copies.read():
+            order_id = json.loads(record.value).get("id")
+            sent = sent_at.get(order_id)  # type: ignore[arg-type]
+            if sent is not None:
+                delays.setdefault(order_id, record.timestamp - sent * 1000)
     return sorted(delays.values())
