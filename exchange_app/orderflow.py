@@ -70,15 +70,16 @@ def mixed_orders(
     accounts: Sequence[str] = ("alice", "bob", "carol", "dave", "erin"),
 ) -> Iterator[dict[str, Any]]:
     """Every order kind: GTC limits (60%), IOC (10%), FOK (10%), MARKET (8%) and
-    cancels of earlier orders (12%, some of them already filled), with accounts."""
+    cancels of earlier orders by their owners (12%, some of them already filled), with
+    accounts."""
     rng = random.Random(seed)
     order_id = start_id
-    sent: list[tuple[int, str]] = []
+    sent: list[tuple[int, str, str]] = []
     while True:
         roll = rng.random()
         if roll < 0.12 and sent:
-            victim, instrument = sent[rng.randrange(len(sent))]
-            yield {"action": "CANCEL", "id": victim, "instrument": instrument}
+            victim, instrument, owner = sent[rng.randrange(len(sent))]
+            yield {"action": "CANCEL", "id": victim, "instrument": instrument, "account": owner}
             continue
         instrument = rng.choice(instruments)
         order: dict[str, Any] = {
@@ -98,7 +99,7 @@ def mixed_orders(
         elif roll < 0.40:
             order["time_in_force"] = "FOK"
         else:
-            sent.append((order_id, instrument))
+            sent.append((order_id, instrument, order["account"]))
         yield order
         order_id += 1
 

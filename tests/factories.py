@@ -36,8 +36,8 @@ def order(
     )
 
 
-def cancel(id: int, instrument: str = "TCS") -> Cancel:
-    return Cancel(id, instrument)
+def cancel(id: int, instrument: str = "TCS", account: str | None = None) -> Cancel:
+    return Cancel(id, instrument, account=account)
 
 
 def handled(adapter: Any, item: dict[str, Any], method: str = "handle") -> list[Any]:

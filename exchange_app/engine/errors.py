@@ -48,6 +48,9 @@ class DuplicateOrderId(OrderRejected):
 
 
 class UnknownOrder(OrderRejected):
+    """No order ``order_id`` of the cancel's account rests in the book. An order of another
+    account is answered the same way, so a cancel cannot tell whether some id exists."""
+
     def __init__(self, order_id: int, instrument: str) -> None:
         super().__init__(
             f"cannot cancel order {order_id}: no such order is resting in the {instrument} book"

@@ -189,10 +189,12 @@ class OrderBook:
         return Execution(order, status, fills, remaining, cancelled, bool(remaining))
 
     def cancel(self, cancel: Cancel) -> Execution:
-        """Remove a resting order; raises :class:`UnknownOrder` if it is not resting."""
-        resting = self._index.pop(cancel.id, None)
-        if resting is None:
+        """Remove a resting order of the cancel's account; raises :class:`UnknownOrder` if
+        none is resting (another account's order included: only its owner cancels it)."""
+        resting = self._index.get(cancel.id)
+        if resting is None or resting.order.account != cancel.account:
             raise UnknownOrder(cancel.id, self.instrument)
+        del self._index[cancel.id]
         self.side(resting.order.side).remove(resting)
         return Execution(resting.order, _CANCELLED, [], ZERO, resting.remaining, False)
 

@@ -11,7 +11,7 @@ another worker is proxied there (one hop, marked with ``X-Exchange-Routed``).
 ``GET /profit/{instrument}``           window profit of the open and the last closed bar
 ``GET /accounts/{account}``            positions and P&L marked to the last prices
 ``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
-``DELETE /orders/{id}?instrument=X``   a CANCEL → 202
+``DELETE /orders/{id}?instrument=X``   a CANCEL by ``&account=A`` (the order's owner) → 202
 ``GET /stream``                        Server-Sent Events, ``?instrument=&account=``
 ``GET /health``, ``GET /metrics``      readiness (503 until recovered), Prometheus text
 ``GET /``                              the trader dashboard
@@ -365,6 +365,8 @@ class Api:
             "instrument": request.query.get("instrument"),
             "order_timestamp": self.s.clock().isoformat(),
         }
+        if request.query.get("account"):  # only the order's owner cancels it (the engine checks)
+            body["account"] = request.query["account"]
         return await self._publish(body, "CANCEL_SUBMITTED")
 
     async def _publish(self, body: dict[str, Any], status: str) -> web.Response:

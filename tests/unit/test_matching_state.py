@@ -35,8 +35,8 @@ FLOW = [
     order(1, "BUY", 5, 15, account="alice"),
     order(2, "SELL", 3, 14, account="bob"),
     order(3, "SELL", 4, 15, account="carol"),
-    cancel(3),
-    cancel(3),
+    cancel(3, account="carol"),
+    cancel(3, account="carol"),
     order(4, "BUY", 1, 15, tif="IOC"),
     order(2, "BUY", 1, 10),
 ]

@@ -162,6 +162,19 @@ def test_cancel_of_unknown_or_filled_order_is_rejected() -> None:
         b.cancel(cancel(1))
 
 
+@pytest.mark.parametrize(("owner", "canceller"), [("alice", "bob"), ("alice", None), (None, "bob")])
+def test_only_the_owner_cancels_and_others_learn_nothing(owner, canceller) -> None:
+    b = book()
+    b.submit(order(1, "BUY", 5, 15, account=owner))
+    with pytest.raises(UnknownOrder) as theirs:
+        b.cancel(cancel(1, account=canceller))
+    assert b.get(1).remaining == 5 and b.best_bid() == 15  # still resting, untouched
+    with pytest.raises(UnknownOrder) as unknown:
+        b.cancel(cancel(2, account=canceller))
+    assert str(theirs.value) == str(unknown.value).replace("order 2", "order 1")
+    assert b.cancel(cancel(1, account=owner)).cancelled == 5
+
+
 def test_duplicate_resting_id_is_rejected_and_book_unchanged() -> None:
     b = book()
     b.submit(order(1, "BUY", 5, 15))

@@ -237,6 +237,8 @@ async def test_delete_sends_a_cancel(client, exchange) -> None:
             "order_timestamp": exchange.published[-1][1]["order_timestamp"],
         },
     )
+    response = await client.delete("/orders/43?instrument=TCS&account=alice")
+    assert response.status == 202 and exchange.published[-1][1]["account"] == "alice"
     assert (await client.delete("/orders/42")).status == 400
     assert (await client.delete("/orders/x?instrument=TCS")).status == 400
 
