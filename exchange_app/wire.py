@@ -259,6 +259,24 @@ def trade_record(taker: Order, fill: Fill) -> dict[str, Any]:
     }
 
 
+#: The fields of a trade that are market data: no account, no order id.
+PUBLIC_TRADE_FIELDS = (
+    "trade_id",
+    "seq",
+    "instrument",
+    "quantity",
+    "price",
+    "aggressor",
+    "timestamp",
+    "update_timestamp",
+)
+
+
+def public_trade(trade: dict[str, Any]) -> dict[str, Any]:
+    """``trade`` as anyone may see it: who traded, and with which orders, is private."""
+    return {name: trade[name] for name in PUBLIC_TRADE_FIELDS if name in trade}
+
+
 def _report(order: Order, status: str, **fields: Any) -> dict[str, Any]:
     return {
         "order_id": order.id,

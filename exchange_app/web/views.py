@@ -16,6 +16,10 @@ another worker is proxied there (one hop, marked with ``X-Exchange-Routed``).
 ``GET /health``, ``GET /metrics``      readiness (503 until recovered), Prometheus text
 ``GET /``                              the trader dashboard
 =====================================  ========================================
+
+Market data (instruments, order book, trades, bars, profit) shows no account
+and no order id: the orders at the top of the book are quantities and times,
+and trades are prices and sizes.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from aiohttp import web
 from exchange_app.engine import InvalidOrder
 from exchange_app.engine.profit import window_profit
 from exchange_app.metrics import CONTENT_TYPE, Metrics
-from exchange_app.wire import decode_order, dumps, encode_order, loads
+from exchange_app.wire import decode_order, dumps, encode_order, loads, public_trade
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, pnl_record
 from tables.matching import MatchingState
 from tables.tape import TAPE_SIZE, TradeTape
@@ -232,12 +236,7 @@ class Api:
                 if level is None:
                     return []
                 return [
-                    {
-                        "id": r.order.id,
-                        "quantity": r.remaining,
-                        "account": r.order.account,
-                        "timestamp": r.order.timestamp.isoformat(),
-                    }
+                    {"quantity": r.remaining, "timestamp": r.order.timestamp.isoformat()}
                     for r in list(level.live_orders())[:10]
                 ]
 
@@ -272,7 +271,10 @@ class Api:
     async def trades(self, request: web.Request) -> web.Response:
         limit = _int_param(request, "limit", 50, 1, TAPE_SIZE)
         return await self._tape_view(
-            request, lambda instrument: {"trades": self.s.tape.recent(instrument, limit)}
+            request,
+            lambda instrument: {
+                "trades": [public_trade(t) for t in self.s.tape.recent(instrument, limit)]
+            },
         )
 
     async def bars(self, request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from exchange_app.metrics import Metrics
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
-from exchange_app.wire import decode_order, dumps, loads
+from exchange_app.wire import PUBLIC_TRADE_FIELDS, decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
 from tables.matching import MatchingState, Source
 from tables.tape import TradeTape
@@ -120,6 +120,10 @@ async def test_orderbook_aggregates_levels(client, exchange) -> None:
     assert len(data["bids"]) <= 3 and data["bids"][0]["price"] == book.best_bid()
     assert data["asks"][0]["quantity"] == book.asks.best().quantity
     assert sum(o["quantity"] for o in data["top"]["asks"]) == data["asks"][0]["quantity"]
+    # market data: whose orders these are is nobody else's business
+    assert {tuple(o) for o in data["top"]["asks"] + data["top"]["bids"]} == {
+        ("quantity", "timestamp")
+    }
     assert [b["price"] for b in data["bids"]] == sorted(
         (b["price"] for b in data["bids"]), reverse=True
     )
@@ -129,6 +133,9 @@ async def test_trades_newest_first_with_limit(client, exchange) -> None:
     trades = (await get(client, "/trades/TCS?limit=5"))["trades"]
     last = exchange.tape.head("TCS")["seq"]
     assert [t["seq"] for t in trades] == list(range(last, last - 5, -1))
+    private = {"buyer", "seller", "id", "id_sell", "buy_order_id", "sell_order_id"}
+    assert private <= set(exchange.tape.recent("TCS", 1)[0])  # what the tape holds
+    assert all(set(t) == set(PUBLIC_TRADE_FIELDS) for t in trades)  # what anyone sees
 
 
 async def test_bars_with_every_sma(client) -> None:
