@@ -54,6 +54,19 @@ STATIC = Path(__file__).parent / "static"
 INSTRUMENT = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
 ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 KEEPALIVE_SECONDS = 15.0
+#: The largest request body the API reads (an order is a few hundred bytes): larger is 413.
+MAX_BODY_BYTES = 16_384
+#: Sent with every answer. The dashboard loads only its own script and style (no inline
+#: code), is never framed, and posts only to its own origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 def _order_id() -> int:
@@ -350,8 +363,19 @@ class Api:
     # -- order entry -------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
+        # A form on another site can post text/plain through a trader's browser, never
+        # application/json without a CORS preflight, which this server does not grant.
+        if request.content_type != "application/json":
+            return _error(415, "Content-Type: expected application/json")
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _error(413, f"body: over {MAX_BODY_BYTES} bytes")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"body: over {MAX_BODY_BYTES} bytes")
         try:
-            body = loads(await request.read())
+            body = loads(raw)
+        except RecursionError:
+            return _error(400, "body: not JSON: nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, f"body: not JSON: {exc}")
         if not isinstance(body, dict):
@@ -440,9 +464,15 @@ class Api:
         return web.FileResponse(STATIC / "index.html")
 
 
+async def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 def install(application: web.Application, services: Services) -> Api:
     """Add the exchange's routes to an aiohttp application."""
     api = Api(services)
+    application.on_response_prepare.append(_secure)
     router = application.router
     router.add_get("/instruments", api.instruments)
     router.add_get("/orderbook/{instrument}", api.orderbook)

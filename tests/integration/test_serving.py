@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from exchange_app.broker import free_port
 from exchange_app.routing import home_partition
 from tests.harness import consume, exchange_env, produce
 
@@ -77,7 +78,7 @@ async def test_every_view_answers_for_every_key_from_either_worker(
 ) -> None:
     first = exchange_env(broker.url, tmp_path / "a")
     second = {**first, "EXCHANGE_DATA_DIR": str(tmp_path / "b")}
-    second["EXCHANGE_WEB_PORT"] = str(int(first["EXCHANGE_WEB_PORT"]) + 1)
+    second["EXCHANGE_WEB_PORT"] = str(free_port())  # its own: port + 1 may be taken
     start_worker(first, "a")
     start_worker(second, "b")
     urls = [base(first), base(second)]

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from exchange_app.metrics import Metrics
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
+from exchange_app.web.views import MAX_BODY_BYTES, SECURITY_HEADERS
 from exchange_app.wire import PUBLIC_TRADE_FIELDS, decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
 from tables.matching import MatchingState, Source
@@ -193,8 +194,11 @@ SEED = {
 }
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def test_post_order_publishes_it_keyed_by_instrument(client, exchange) -> None:
-    response = await client.post("/orders", data=dumps(SEED))
+    response = await client.post("/orders", data=dumps(SEED), headers=JSON)
     assert response.status == 202
     assert loads(await response.read()) == {
         "id": 1000001,
@@ -207,7 +211,7 @@ async def test_post_order_publishes_it_keyed_by_instrument(client, exchange) -> 
 
 async def test_post_order_without_id_gets_one(client, exchange) -> None:
     order = {k: v for k, v in SEED.items() if k not in ("id", "order_timestamp")}
-    answer = loads(await (await client.post("/orders", data=dumps(order))).read())
+    answer = loads(await (await client.post("/orders", data=dumps(order), headers=JSON)).read())
     assert 0 < answer["id"] < 2**53 and exchange.published[-1][1]["id"] == answer["id"]
 
 
@@ -223,13 +227,42 @@ async def test_post_order_without_id_gets_one(client, exchange) -> None:
     ],
 )
 async def test_post_invalid_order_lists_every_reason(client, exchange, body, reasons) -> None:
-    response = await client.post("/orders", data=body)
+    response = await client.post("/orders", data=body, headers=JSON)
     assert response.status == 400
     errors = loads(await response.read())["errors"]
     assert len(errors) == len(reasons) and all(
         e.startswith(r) for e, r in zip(errors, reasons, strict=True)
     )
     assert not exchange.published
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        # what a form on another site can send through a trader's browser, no preflight
+        (dumps(SEED), {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        (b"id=1&instrument=TCS", {"Content-Type": "application/x-www-form-urlencoded"}, 415, ""),
+        (dumps({**SEED, "pad": "x" * MAX_BODY_BYTES}), JSON, 413, "body: over"),
+        (b"[" * 5_000 + b"]" * 5_000, JSON, 400, "body: not JSON: nested too deeply"),
+        (b"[" * 100_000, JSON, 413, "body: over"),
+    ],
+)
+async def test_hostile_bodies_are_refused_and_nothing_is_published(
+    client, exchange, body, headers, status, reason
+) -> None:
+    response = await client.post("/orders", data=body, headers=headers)
+    assert response.status == status
+    assert loads(await response.read())["errors"][0].startswith(reason)
+    assert not exchange.published
+
+
+@pytest.mark.parametrize("path", ["/", "/instruments", "/orderbook/TCS", "/static/dashboard.js"])
+async def test_every_answer_carries_the_security_headers(client, path) -> None:
+    response = await client.get(path)
+    assert response.status == 200
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
 
 
 async def test_delete_sends_a_cancel(client, exchange) -> None:
