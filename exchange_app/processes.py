@@ -52,6 +52,7 @@ def exchange_env(broker_url: str, data_dir: Path, **overrides: str) -> dict[str,
         "EXCHANGE_DATA_DIR": str(data_dir),
         "EXCHANGE_WEB_PORT": str(free_port()),
         "EXCHANGE_PARTITIONS": "4",
+        "EXCHANGE_CLUSTER_SECRET": uuid.uuid4().hex,  # shared by this exchange's workers
         "EXCHANGE_STORE": "rocksdb://",
         "PYTHONUNBUFFERED": "1",
     }

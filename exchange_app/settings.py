@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
+    cluster_secret: SecretStr | None = Field(
+        None,
+        description="The secret every worker of the exchange shares to sign the requests it "
+        "proxies to the worker owning a key; unset, workers do not ask each other.",
+    )
+    peer_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.1", "localhost", "::1"),
+        description="Comma-separated hosts a worker may proxy requests to (a peer's "
+        "advertised web address must name one).",
+    )
     live_feed_interval_ms: int = Field(
         100,
         ge=0,
@@ -112,7 +122,7 @@ class Settings(BaseSettings):
         description="Commit input offsets at least every N messages.",
     )
 
-    @field_validator("spread_instruments", mode="before")
+    @field_validator("spread_instruments", "peer_hosts", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):

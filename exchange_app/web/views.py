@@ -1,7 +1,7 @@
 """The HTTP API and the dashboard, as plain aiohttp handlers over injected services.
 
 JSON views answer for any key from any worker: a request for a key owned by
-another worker is proxied there (one hop, marked with ``X-Exchange-Routed``).
+another worker is proxied there (one signed hop to an allowed peer, ``peers.py``).
 
 =====================================  ========================================
 ``GET /instruments``                   every instrument: last price, volume, best bid/ask
@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from exchange_app.engine import InvalidOrder
 from exchange_app.engine.profit import window_profit
@@ -46,14 +47,17 @@ from tables.matching import MatchingState
 from tables.tape import TAPE_SIZE, TradeTape
 
 from .broadcast import Broadcaster, Event
+from .peers import ROUTED, allowed_peer, sign, verify
 
 __all__ = ["ROUTED", "Api", "Services", "install"]
 
-ROUTED = "X-Exchange-Routed"
 STATIC = Path(__file__).parent / "static"
 INSTRUMENT = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
 ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 KEEPALIVE_SECONDS = 15.0
+#: The largest answer a worker takes from a peer.
+MAX_PEER_ANSWER_BYTES = 4 * 1024 * 1024
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: The largest request body the API reads (an order is a few hundred bytes): larger is 413.
 MAX_BODY_BYTES = 16_384
 #: Sent with every answer. The dashboard loads only its own script and style (no inline
@@ -90,6 +94,10 @@ class Services:
     #: base URLs of the other workers
     peers: Callable[[], list[str]] = list
     healthy: Callable[[], bool] = lambda: True
+    #: the secret every worker signs its hops to the others with; None: no hops
+    cluster_secret: bytes | None = None
+    #: the hosts a peer's advertised address may name
+    peer_hosts: tuple[str, ...] = LOOPBACK
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = _order_id
 
@@ -120,6 +128,10 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
+class PeerRefused(Exception):
+    """This worker will not ask that peer."""
+
+
 class Api:
     def __init__(self, services: Services) -> None:
         self.s = services
@@ -134,27 +146,46 @@ class Api:
         key: str,
         local: Callable[[], Awaitable[web.Response]],
     ) -> web.Response:
-        if ROUTED not in request.headers:
+        if not self._is_hop(request):
             owner = self.s.owner(kind, key)
             if owner is not None:
                 return await self._proxy(request, owner)
         return await local()
 
-    async def _proxy(self, request: web.Request, base: str) -> web.Response:
+    def _is_hop(self, request: web.Request) -> bool:
+        """Whether ``request`` is a peer's signed hop (any other mark is ignored)."""
+        now = self.s.clock().timestamp()
+        mark = request.headers.get(ROUTED)
+        return verify(self.s.cluster_secret, mark, request.method, request.raw_path, b"", now)
+
+    async def _ask(self, base: str, path: str) -> tuple[int, bytes, str]:
+        """GET ``path`` from the peer at ``base``, signed; its status, body and type."""
+        if not self.s.cluster_secret:
+            raise PeerRefused("workers cannot ask each other: EXCHANGE_CLUSTER_SECRET is not set")
+        if not allowed_peer(base, self.s.peer_hosts):
+            raise PeerRefused(f"{base[:80]!r} is not on an allowed peer host (EXCHANGE_PEER_HOSTS)")
+        mark = sign(self.s.cluster_secret, "GET", path, b"", self.s.clock().timestamp())
         client = await self._session()
+        url = URL(base.rstrip("/") + path, encoded=True)
+        async with client.get(url, headers={ROUTED: mark}, allow_redirects=False) as answer:
+            body = await answer.content.read(MAX_PEER_ANSWER_BYTES + 1)
+            if len(body) > MAX_PEER_ANSWER_BYTES:
+                raise PeerRefused(f"its answer is over {MAX_PEER_ANSWER_BYTES} bytes")
+            return answer.status, body, answer.content_type
+
+    async def _proxy(self, request: web.Request, base: str) -> web.Response:
         try:
-            async with client.get(
-                base.rstrip("/") + str(request.rel_url), headers={ROUTED: "1"}
-            ) as answer:
-                return web.Response(
-                    body=await answer.read(), status=answer.status, content_type=answer.content_type
-                )
-        except aiohttp.ClientError as exc:
+            status, body, content_type = await self._ask(base, request.raw_path)
+        except PeerRefused as exc:
+            return _error(503, f"the worker owning this key cannot be asked: {exc}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return _error(503, f"the worker owning this key ({base}) did not answer: {exc}")
+        return web.Response(body=body, status=status, content_type=content_type)
 
     async def _session(self) -> aiohttp.ClientSession:
         if self._client is None or self._client.closed:
-            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            timeout = aiohttp.ClientTimeout(total=10, sock_connect=2)
+            self._client = aiohttp.ClientSession(timeout=timeout)
         return self._client
 
     async def close(self) -> None:
@@ -208,19 +239,14 @@ class Api:
 
     async def all_instruments(self, request: web.Request | None = None) -> list[dict[str, Any]]:
         rows = {row["instrument"]: row for row in self._local_instruments()}
-        if request is not None and (
-            ROUTED in request.headers or request.query.get("scope") == "local"
-        ):
+        if request is not None and (self._is_hop(request) or request.query.get("scope") == "local"):
             return list(rows.values())
-        client = await self._session()
         for peer in self.s.peers():
             try:
-                async with client.get(
-                    f"{peer.rstrip('/')}/instruments?scope=local", headers={ROUTED: "1"}
-                ) as answer:
-                    for row in loads(await answer.read()).get("instruments", []):
-                        rows.setdefault(row["instrument"], row)
-            except (TimeoutError, aiohttp.ClientError, ValueError):
+                status, body, _ = await self._ask(peer, "/instruments?scope=local")
+                for row in loads(body).get("instruments", []) if status == 200 else []:
+                    rows.setdefault(row["instrument"], row)
+            except (PeerRefused, TimeoutError, aiohttp.ClientError, ValueError):
                 continue  # a worker that does not answer contributes nothing
         return [rows[name] for name in sorted(rows)]
 

@@ -98,6 +98,10 @@ def services() -> Services:
         owner=_owner,
         peers=_peers,
         healthy=_healthy,
+        cluster_secret=(
+            settings.cluster_secret.get_secret_value().encode() if settings.cluster_secret else None
+        ),
+        peer_hosts=settings.peer_hosts,
     )
 
 

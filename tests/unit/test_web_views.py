@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from exchange_app.metrics import Metrics
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
-from exchange_app.web.views import MAX_BODY_BYTES, SECURITY_HEADERS
+from exchange_app.web.peers import MAX_SKEW_SECONDS, ROUTED, allowed_peer, sign, verify
+from exchange_app.web.views import LOOPBACK, MAX_BODY_BYTES, SECURITY_HEADERS
 from exchange_app.wire import PUBLIC_TRADE_FIELDS, decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
 from tables.matching import MatchingState, Source
@@ -354,12 +356,27 @@ async def test_stream_filters_and_resumes_from_last_event_id(exchange) -> None:
         await client.close()
 
 
-async def test_views_are_answered_by_the_owner_of_the_key() -> None:
-    owner, other = Exchange(), Exchange()
+SECRET = b"shared by the workers"
+
+
+async def owner_and_other(**other: Any) -> tuple[Exchange, TestClient, TestClient, str]:
+    """A worker owning every key, and one that owns none and asks it."""
+    owner = Exchange()
     owner.feed(ORDERS)
-    owner_client = await serve(owner.services())
+    owner_client = await serve(owner.services(cluster_secret=SECRET))
     base = str(owner_client.make_url("/")).rstrip("/")
-    client = await serve(other.services(owner=lambda kind, key: base, peers=lambda: [base]))
+    overrides = {
+        "owner": lambda kind, key: base,
+        "peers": lambda: [base],
+        "cluster_secret": SECRET,
+        **other,
+    }
+    client = await serve(Exchange().services(**overrides))
+    return owner, owner_client, client, base
+
+
+async def test_views_are_answered_by_the_owner_of_the_key() -> None:
+    _, owner_client, client, _ = await owner_and_other()
     try:
         for path in ("/orderbook/TCS", "/trades/TCS", "/bars/TCS", "/profit/TCS", "/accounts/bob"):
             assert await get(client, path) == await get(owner_client, path)
@@ -368,6 +385,70 @@ async def test_views_are_answered_by_the_owner_of_the_key() -> None:
     finally:
         await client.close()
         await owner_client.close()
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        "1",  # what a client claiming to be a peer used to send
+        lambda now, path: sign(b"guessed", "GET", path, b"", now),  # the wrong secret
+        lambda now, path: sign(SECRET, "GET", "/orderbook/RIL", b"", now),  # another request
+        lambda now, path: sign(SECRET, "GET", path, b"", now - MAX_SKEW_SECONDS - 5),  # stale
+    ],
+)
+async def test_a_hop_mark_that_does_not_verify_is_ignored(mark) -> None:
+    """A request claiming to be a peer's hop is routed like any other, unless signed."""
+    _, owner_client, client, _ = await owner_and_other()
+    path = "/orderbook/TCS"
+    try:
+        now = time.time()
+        value = mark if isinstance(mark, str) else mark(now, path)
+        answer = await client.get(path, headers={ROUTED: value})
+        assert answer.status == 200  # asked the owner, did not answer from its own empty books
+        assert loads(await answer.read()) == await get(owner_client, path)
+        signed = await client.get(path, headers={ROUTED: sign(SECRET, "GET", path, b"", now)})
+        assert signed.status == 404  # a true hop is answered here: no TCS book on this one
+    finally:
+        await client.close()
+        await owner_client.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"cluster_secret": None}, "EXCHANGE_CLUSTER_SECRET is not set"),
+        ({"peer_hosts": ("10.0.0.7",)}, "not on an allowed peer host"),
+    ],
+)
+async def test_a_worker_asks_only_allowed_peers_and_only_with_the_secret(overrides, reason) -> None:
+    _, owner_client, client, _ = await owner_and_other(**overrides)
+    try:
+        answer = await client.get("/orderbook/TCS")
+        assert answer.status == 503
+        assert reason in loads(await answer.read())["errors"][0]
+        # /instruments goes on without the peers it may not ask: only its own (none)
+        assert (await get(client, "/instruments"))["instruments"] == []
+    finally:
+        await client.close()
+        await owner_client.close()
+
+
+def test_signatures_bind_method_path_body_and_time() -> None:
+    now = 1_700_000_000.0
+    mark = sign(SECRET, "GET", "/a?b=1", b"", now)
+    assert verify(SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS)
+    for args in (
+        (SECRET, mark, "POST", "/a?b=1", b"", now),
+        (SECRET, mark, "GET", "/a?b=2", b"", now),
+        (SECRET, mark, "GET", "/a?b=1", b"x", now),
+        (SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS + 1),
+        (None, mark, "GET", "/a?b=1", b"", now),
+        (SECRET, "x." + mark.partition(".")[2], "GET", "/a?b=1", b"", now),
+    ):
+        assert not verify(*args)
+    assert allowed_peer("http://127.0.0.1:6067", LOOPBACK)
+    for url in ("http://169.254.169.254/", "file:///etc/passwd", "http://127.0.0.1.evil.io/"):
+        assert not allowed_peer(url, LOOPBACK)
 
 
 def test_decimal_numbers_survive_the_json() -> None:
