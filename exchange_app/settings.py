@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         description="Comma-separated hosts a worker may proxy requests to (a peer's "
         "advertised web address must name one).",
     )
+    max_streams: int = Field(
+        200, ge=1, description="Open /stream (Server-Sent Events) connections a worker holds."
+    )
     live_feed_interval_ms: int = Field(
         100,
         ge=0,

@@ -10,8 +10,8 @@ On a real Kafka cluster the two agree and the probe costs one short fetch.
 
 Tansu also answers a fetch only when it next looks, after half the remaining
 ``max_wait``, even if records arrive meanwhile (Kafka answers as soon as they
-do): with Faust's fixed 1.5 s every hop of the pipeline would wait that long. The worker's consumer takes
-``fetch_max_wait_ms`` from the settings instead.
+do): with Faust's fixed 1.5 s every hop of the pipeline would wait that long.
+The worker's consumer takes ``fetch_max_wait_ms`` from the settings instead.
 """
 
 from __future__ import annotations

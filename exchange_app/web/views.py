@@ -98,6 +98,8 @@ class Services:
     cluster_secret: bytes | None = None
     #: the hosts a peer's advertised address may name
     peer_hosts: tuple[str, ...] = LOOPBACK
+    #: open ``/stream`` connections this worker holds at most
+    max_streams: int = 200
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = _order_id
 
@@ -136,6 +138,7 @@ class Api:
     def __init__(self, services: Services) -> None:
         self.s = services
         self._client: aiohttp.ClientSession | None = None
+        self._streams = 0
 
     # -- routing --------------------------------------------------------------------------
 
@@ -433,6 +436,17 @@ class Api:
     # -- live push ---------------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        if self._streams >= self.s.max_streams:  # each holds a queue of up to 1,000 events
+            response = _error(503, f"this worker serves {self.s.max_streams} streams already")
+            response.headers["Retry-After"] = "5"
+            return response
+        self._streams += 1
+        try:
+            return await self._stream(request)
+        finally:
+            self._streams -= 1
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
         instrument = request.query.get("instrument") or None
         account = request.query.get("account") or None
         last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")

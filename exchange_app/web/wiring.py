@@ -102,6 +102,7 @@ def services() -> Services:
             settings.cluster_secret.get_secret_value().encode() if settings.cluster_secret else None
         ),
         peer_hosts=settings.peer_hosts,
+        max_streams=settings.max_streams,
     )
 
 

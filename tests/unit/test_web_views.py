@@ -316,6 +316,29 @@ async def read_events(response: Any, count: int) -> list[tuple[str, str, dict]]:
     return events
 
 
+async def test_streams_beyond_the_cap_answer_503_until_one_closes(exchange) -> None:
+    broadcaster = Broadcaster()
+    client = await serve(exchange.services(broadcaster=broadcaster, max_streams=2))
+    try:
+        streams = [await client.get("/stream") for _ in range(2)]
+        assert all(s.status == 200 for s in streams)
+        refused = await client.get("/stream")
+        assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+        streams[0].close()
+        for _ in range(100):  # the server notices the disconnect at its next write
+            broadcaster.publish("bar", {"instrument": "TCS"})
+            await asyncio.sleep(0.02)
+            again = await client.get("/stream")
+            if again.status == 200:
+                break
+            again.close()
+        assert again.status == 200
+        again.close()
+        streams[1].close()
+    finally:
+        await client.close()
+
+
 async def test_stream_filters_and_resumes_from_last_event_id(exchange) -> None:
     broadcaster = Broadcaster()
     client = await serve(exchange.services(broadcaster=broadcaster))
