@@ -87,7 +87,7 @@ def _consumer() -> AIOKafkaConsumer:
     )
 
 
-def _start_reading(consumer: AIOKafkaConsumer, partitions: frozenset[int]) -> None:
+async def _start_reading(consumer: AIOKafkaConsumer, partitions: frozenset[int]) -> None:
     """Assign ``partitions`` and seek each to the position stored with the books."""
     tps = [TopicPartition(settings.orders_topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
@@ -95,7 +95,7 @@ def _start_reading(consumer: AIOKafkaConsumer, partitions: frozenset[int]) -> No
     for tp in tps:
         stored = inputs_table.stored_value(tp.partition, order_position(tp.partition))
         if stored is None:
-            consumer.seek_to_beginning(tp)
+            await consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, stored)
         starts[tp.partition] = stored or 0
@@ -118,7 +118,7 @@ async def intake() -> None:
         while True:
             if generation != _generation:
                 generation, reading = _generation, _wanted
-                _start_reading(consumer, reading)
+                await _start_reading(consumer, reading)
             if not reading:
                 await asyncio.sleep(0.05)
                 continue
