@@ -164,6 +164,94 @@ def replay(file: Any, rate: float, wait: float) -> None:
     click.echo(f"sent {sent} orders", err=True)
 
 
+@main.group()
+def keys() -> None:
+    """API keys: who may trade and read which account over HTTP (``exchange_app/auth.py``)."""
+
+
+def _account(account: str) -> str:
+    from .web.views import ACCOUNT
+
+    if not ACCOUNT.match(account):
+        raise click.BadParameter(f"{account!r} is not an account name", param_hint="ACCOUNT")
+    return account
+
+
+async def _with_broker(work: Any, wait: float = 60.0) -> Any:
+    """Run ``work()`` once the broker answers (it may be starting)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"broker {get_settings().broker}: {exc}") from exc
+            await asyncio.sleep(0.5)
+
+
+@keys.command("add")
+@click.argument("account")
+@click.option("--admin", is_flag=True, help="May also read every account and the metrics.")
+def keys_add(account: str, admin: bool) -> None:
+    """Create a key for ACCOUNT and print it: it is shown this once, and stored hashed."""
+    from .keystore import add_key
+
+    settings = get_settings()
+    topic = settings.keys_topic
+    bootstrap = settings.bootstrap_servers
+    key = asyncio.run(
+        _with_broker(lambda: add_key(bootstrap, topic, _account(account), admin=admin))
+    )
+    click.echo(key)
+
+
+@keys.command("revoke")
+@click.argument("account")
+def keys_revoke(account: str) -> None:
+    """Revoke every key of ACCOUNT, on every worker."""
+    from .keystore import revoke_keys
+
+    settings = get_settings()
+    topic, bootstrap = settings.keys_topic, settings.bootstrap_servers
+    count = asyncio.run(_with_broker(lambda: revoke_keys(bootstrap, topic, _account(account))))
+    click.echo(f"revoked {count} key(s) of {account}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """The keys in force: id, account, admin (never the keys)."""
+    from .keystore import read_keys
+
+    settings = get_settings()
+    ring = asyncio.run(
+        _with_broker(lambda: read_keys(settings.bootstrap_servers, settings.keys_topic))
+    )
+    for key_id, record in sorted(ring.records.items(), key=lambda kv: kv[1]["account"]):
+        click.echo(f"{key_id}  {record['account']}{'  admin' if record.get('admin') else ''}")
+
+
+def _demo_keys(settings: Settings, accounts: list[str]) -> None:
+    """Create a key per demo account and an admin key once the broker is up; print them."""
+    from .keystore import add_key
+
+    async def create() -> list[tuple[str, str]]:
+        made = []
+        for account in accounts:
+            made.append(
+                (account, await add_key(settings.bootstrap_servers, settings.keys_topic, account))
+            )
+        admin = await add_key(settings.bootstrap_servers, settings.keys_topic, "ops", admin=True)
+        return [*made, ("ops (admin)", admin)]
+
+    try:
+        made = asyncio.run(_with_broker(create, wait=120.0))
+    except click.ClickException as exc:
+        click.echo(f"exchange up: no demo keys: {exc.message}", err=True)
+        return
+    lines = "\n".join(f"  {who:12} {key}" for who, key in made)
+    click.echo(f"exchange up: demo API keys (the dashboard asks for one):\n{lines}", err=True)
+
+
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, dir_okay=False), default=None)
 def up(procfile: str | None) -> None:
@@ -185,6 +273,11 @@ def up(procfile: str | None) -> None:
         f"broker {settings.broker}; Ctrl-C stops everything",
         err=True,
     )
+    if settings.auth:
+        import threading
+
+        demo = ["alice", "bob", "carol", "dave"]
+        threading.Thread(target=_demo_keys, args=(settings, demo), daemon=True).start()
     manager.loop()
     sys.exit(manager.returncode)
 
@@ -339,13 +432,14 @@ def _bench_e2e(
         sys.exit(1)
 
 
-async def _stream_latency(url: str, count: int, instrument: str) -> list[float]:
+async def _stream_latency(url: str, count: int, instrument: str, key: str) -> list[float]:
     import aiohttp
 
     from .wire import loads
 
     delays: list[float] = []
-    async with aiohttp.ClientSession() as session:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
         stream = await session.get(f"{url}/stream?instrument={instrument}")
         await asyncio.sleep(0.2)
         for i in range(count):
@@ -374,13 +468,14 @@ async def _stream_latency(url: str, count: int, instrument: str) -> list[float]:
 @click.option("--url", default=None, help="A worker's web address (default: this machine's).")
 @click.option("--count", default=20, show_default=True)
 @click.option("--instrument", default="LATENCY", show_default=True)
-def latency(url: str | None, count: int, instrument: str) -> None:
+@click.option("--key", envvar="EXCHANGE_KEY", default="", help="API key (or EXCHANGE_KEY).")
+def latency(url: str | None, count: int, instrument: str, key: str) -> None:
     """Measure order entry to trade on /stream: POST crossing orders, time the SSE event."""
     import statistics
 
     settings = get_settings()
     url = (url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
-    delays = asyncio.run(_stream_latency(url, count, instrument))
+    delays = asyncio.run(_stream_latency(url, count, instrument, key))
     ms = sorted(d * 1000 for d in delays)
     click.echo(
         f"{len(ms)} trades: POST of the crossing order -> trade event on /stream: "

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
+    auth: bool = Field(
+        True,
+        description="Require API keys for trading and private views (exchange keys add). "
+        "EXCHANGE_AUTH=off lets anyone do anything: for local experiments only.",
+    )
     cluster_secret: SecretStr | None = Field(
         None,
         description="The secret every worker of the exchange shares to sign the requests it "
@@ -154,6 +159,11 @@ class Settings(BaseSettings):
         if self.fetch_max_wait_ms is not None:
             return self.fetch_max_wait_ms
         return 20 if self.embedded_broker else None
+
+    @property
+    def keys_topic(self) -> str:
+        """Compacted topic of API key records (``keystore.py``)."""
+        return f"{self.app_id}-api-keys"
 
     @property
     def trade_batches_topic(self) -> str:

@@ -234,3 +234,16 @@ async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
                 for side in ("bids", "asks")
             }
             assert shown == book_levels(book), (port, instrument)
+
+
+async def api_key(env: dict[str, str], account: str = "ops", *, admin: bool = True) -> str:
+    """A new API key of ``account`` on the exchange ``env`` runs (an admin key by default)."""
+    from exchange_app.keystore import add_key
+
+    return await add_key(
+        [bootstrap(env)], f"{env['EXCHANGE_APP_ID']}-api-keys", account, admin=admin
+    )
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

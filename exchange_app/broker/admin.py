@@ -12,7 +12,12 @@ __all__ = ["ensure_topics"]
 
 
 async def ensure_topics(
-    bootstrap: list[str], names: Iterable[str], *, partitions: int, replication: int = 1
+    bootstrap: list[str],
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Create the missing topics of ``names``; return every topic's partition count.
 
@@ -25,7 +30,9 @@ async def ensure_topics(
         wanted = list(dict.fromkeys(names))
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, partitions, replication) for name in wanted if name not in existing
+            NewTopic(name, partitions, replication, topic_configs=configs or {})
+            for name in wanted
+            if name not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

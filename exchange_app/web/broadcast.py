@@ -23,11 +23,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from exchange_app.broker.offsets import true_end_offsets
-from exchange_app.wire import dumps, loads
+from exchange_app.wire import dumps, loads, public_trade
 
 __all__ = ["Broadcaster", "Event"]
 
 log = logging.getLogger(__name__)
+
+
+#: Event kinds that are market data, pushed to anyone.
+MARKET_KINDS = ("trade", "bar", "profit")
 
 
 class Event:
@@ -64,10 +68,17 @@ class Event:
         keys = ("account", "buyer", "seller")
         return {self.data[k] for k in keys if self.data.get(k)}
 
-    def matches(self, instrument: str | None, account: str | None) -> bool:
+    def shown(self, instrument: str | None, account: str | None) -> Event | None:
+        """What a stream of ``instrument`` (None: all) for ``account`` shows of this event:
+        the account's own events whole, market events (trades without who traded, bars,
+        profits) to anyone, nothing else."""
         if instrument and instrument not in self.instruments():
-            return False
-        return not (account and account not in self.accounts())
+            return None
+        if account and account in self.accounts():
+            return self
+        if self.kind == "trade":
+            return Event(self.id, self.kind, data=public_trade(self.data))
+        return self if self.kind in MARKET_KINDS else None
 
     def encode(self) -> bytes:
         # our own records go out as the topic has them: compact JSON

@@ -38,6 +38,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from exchange_app.auth import KeyRing, Principal
 from exchange_app.engine import InvalidOrder
 from exchange_app.engine.profit import window_profit
 from exchange_app.metrics import CONTENT_TYPE, Metrics
@@ -100,6 +101,8 @@ class Services:
     peer_hosts: tuple[str, ...] = LOOPBACK
     #: open ``/stream`` connections this worker holds at most
     max_streams: int = 200
+    #: the API keys in force; None: authentication is off and everyone is an admin
+    keys: KeyRing | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = _order_id
 
@@ -110,6 +113,29 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _error(status: int, *messages: str) -> web.Response:
     return _json({"errors": list(messages)}, status=status)
+
+
+#: Paths only an admin key may read: Faust's table and router views, the metrics.
+ADMIN_PATHS = ("/table", "/router", "/metrics")
+#: Who everyone is when authentication is off.
+ANYONE = Principal("", admin=True)
+
+
+_REFUSALS: dict[int, type[web.HTTPException]] = {
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def _refuse(status: int, message: str) -> web.HTTPException:
+    """An error answer to raise; a 401 says how to authenticate."""
+    headers = {"WWW-Authenticate": 'Bearer realm="exchange"'} if status == 401 else {}
+    if status == 503:
+        headers["Retry-After"] = "1"
+    return _REFUSALS[status](
+        text=dumps({"errors": [message]}).decode(), content_type="application/json", headers=headers
+    )
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -194,6 +220,47 @@ class Api:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+    # -- who asks ---------------------------------------------------------------------------
+
+    def _principal(self, request: web.Request) -> Principal | None:
+        """Who sent ``request``: None if it names no key; a wrong key is refused (401)."""
+        keys = self.s.keys
+        if keys is None:
+            return ANYONE
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _refuse(401, "Authorization: expected 'Bearer <key>'")
+        if not keys.ready:
+            raise _refuse(503, "the API keys are being loaded")
+        principal = keys.authenticate(key.strip())
+        if principal is None:
+            raise _refuse(401, "unknown or revoked key")
+        return principal
+
+    def _require(self, request: web.Request) -> Principal:
+        principal = self._principal(request)
+        if principal is None:
+            raise _refuse(401, "this needs a key: Authorization: Bearer <key>")
+        return principal
+
+    def _may_read(self, request: web.Request, account: str) -> None:
+        """Refuse unless the key may read ``account``; a peer's hop was checked by the peer."""
+        if not self._is_hop(request) and not self._require(request).may_read(account):
+            raise _refuse(403, f"this key may not read account {account!r}")
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        principal = self._require(request)
+        return _json(
+            {
+                "account": principal.account or None,
+                "admin": principal.admin,
+                "auth": self.s.keys is not None,
+            }
+        )
 
     def _books(self) -> MatchingState:
         """The matching agent's books, read only; 503 while they are being restored."""
@@ -366,6 +433,7 @@ class Api:
         account = request.match_info["account"]
         if not ACCOUNT.match(account):
             return _error(400, f"account: {account[:20]!r} is not an account name")
+        self._may_read(request, account)
 
         async def local() -> web.Response:
             instruments = self.s.ledger.instruments(account)
@@ -392,6 +460,7 @@ class Api:
     # -- order entry -------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
+        principal = self._require(request)
         # A form on another site can post text/plain through a trader's browser, never
         # application/json without a CORS preflight, which this server does not grant.
         if request.content_type != "application/json":
@@ -409,19 +478,30 @@ class Api:
             return _error(400, f"body: not JSON: {exc}")
         if not isinstance(body, dict):
             return _error(400, f"body: expected a JSON object, got {type(body).__name__}")
+        if self.s.keys is not None:  # the key's account trades, no other
+            named = body.get("account")
+            if named is not None and named != principal.account:
+                return _error(403, f"account: this key trades for {principal.account!r} only")
+            body["account"] = principal.account
         body.setdefault("id", self.s.new_order_id())
         body.setdefault("order_timestamp", self.s.clock().isoformat())
         return await self._publish(body, "SUBMITTED")
 
     async def cancel(self, request: web.Request) -> web.Response:
+        principal = self._require(request)
+        account = request.query.get("account")
+        if self.s.keys is not None:  # the key's account cancels, no other
+            if account and account != principal.account:
+                return _error(403, f"account: this key cancels for {principal.account!r} only")
+            account = principal.account
         body = {
             "action": "CANCEL",
             "id": request.match_info["id"],
             "instrument": request.query.get("instrument"),
             "order_timestamp": self.s.clock().isoformat(),
         }
-        if request.query.get("account"):  # only the order's owner cancels it (the engine checks)
-            body["account"] = request.query["account"]
+        if account:  # only the order's owner cancels it (the engine checks)
+            body["account"] = account
         return await self._publish(body, "CANCEL_SUBMITTED")
 
     async def _publish(self, body: dict[str, Any], status: str) -> web.Response:
@@ -449,6 +529,14 @@ class Api:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         instrument = request.query.get("instrument") or None
         account = request.query.get("account") or None
+        principal = self._principal(request)
+        if account:
+            if principal is None:
+                raise _refuse(401, "an account's events need a key: Authorization: Bearer <key>")
+            if not principal.may_read(account):
+                raise _refuse(403, f"this key may not read account {account!r}")
+        elif principal is not None and principal is not ANYONE:
+            account = principal.account  # a key's stream: market events and its own
         last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
         response = web.StreamResponse(
             headers={
@@ -469,8 +557,9 @@ class Api:
                 backlog = []
             for old in backlog:
                 sent.add(old.id)
-                if old.matches(instrument, account):
-                    await response.write(old.encode())
+                shown = old.shown(instrument, account)
+                if shown is not None:
+                    await response.write(shown.encode())
             while True:
                 try:
                     event: Event | None = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
@@ -482,8 +571,9 @@ class Api:
                 if event.id in sent:
                     sent.discard(event.id)
                     continue
-                if event.matches(instrument, account):
-                    await response.write(event.encode())
+                shown = event.shown(instrument, account)
+                if shown is not None:
+                    await response.write(shown.encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -513,6 +603,15 @@ def install(application: web.Application, services: Services) -> Api:
     """Add the exchange's routes to an aiohttp application."""
     api = Api(services)
     application.on_response_prepare.append(_secure)
+
+    @web.middleware
+    async def admin_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        guarded = request.path.startswith(ADMIN_PATHS) and not api._is_hop(request)
+        if guarded and not api._require(request).admin:
+            raise _refuse(403, "an admin key is needed")
+        return await handler(request)
+
+    application.middlewares.append(admin_only)
     router = application.router
     router.add_get("/instruments", api.instruments)
     router.add_get("/orderbook/{instrument}", api.orderbook)
@@ -523,6 +622,7 @@ def install(application: web.Application, services: Services) -> Api:
     router.add_post("/orders", api.submit)
     router.add_delete("/orders/{id}", api.cancel)
     router.add_get("/stream", api.stream)
+    router.add_get("/whoami", api.whoami)
     router.add_get("/health", api.health)
     router.add_get("/metrics", api.metrics)
     router.add_get("/", api.dashboard)

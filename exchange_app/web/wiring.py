@@ -10,7 +10,9 @@ from faust.web.drivers import aiohttp as faust_aiohttp
 from exchange_app.agents.analytics import bars, ledger, profits, tape
 from exchange_app.agents.matching import state
 from exchange_app.application import app
+from exchange_app.auth import KeyRing
 from exchange_app.broker.watch import watch_broker_epoch
+from exchange_app.keystore import follow_keys
 from exchange_app.metrics import metrics
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.topics import orders
@@ -19,11 +21,21 @@ from tables.declarations import matching_table, positions_table
 from .broadcast import Broadcaster
 from .views import Services
 
-__all__ = ["ExchangeWeb", "broadcaster", "live_feed", "services", "watch_broker"]
+__all__ = [
+    "ExchangeWeb",
+    "broadcaster",
+    "follow_api_keys",
+    "keys",
+    "live_feed",
+    "services",
+    "watch_broker",
+]
 
 log = logging.getLogger(__name__)
 settings = app.settings
 broadcaster = Broadcaster()
+#: the API keys in force; None when EXCHANGE_AUTH=off
+keys = KeyRing() if settings.auth else None
 
 
 class ExchangeWeb(faust_aiohttp.Web):
@@ -103,6 +115,7 @@ def services() -> Services:
         ),
         peer_hosts=settings.peer_hosts,
         max_streams=settings.max_streams,
+        keys=keys,
     )
 
 
@@ -110,6 +123,20 @@ def services() -> Services:
 async def watch_broker() -> None:
     """Stop for a restart when the memory-only broker lost its topics (``broker/watch.py``)."""
     await watch_broker_epoch(app)
+
+
+@app.task
+async def follow_api_keys() -> None:
+    """Keep this worker's API keys equal to the key store (``keystore.py``)."""
+    if keys is None:
+        log.warning(
+            "EXCHANGE_AUTH=off: ANYONE CAN TRADE, CANCEL AND READ FOR ANY ACCOUNT "
+            "through this worker's web server. Never run it so where others can reach it."
+        )
+        return
+    await follow_keys(
+        keys, settings.bootstrap_servers, settings.keys_topic, settings.fetch_wait_ms or 500
+    )
 
 
 @app.task

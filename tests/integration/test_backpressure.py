@@ -13,7 +13,15 @@ import pytest
 
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.routing import home_partition
-from tests.harness import consume, produce, reference_outputs, trades_by_id, trades_in
+from tests.harness import (
+    api_key,
+    bearer,
+    consume,
+    produce,
+    reference_outputs,
+    trades_by_id,
+    trades_in,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +59,10 @@ async def test_a_flood_is_absorbed_with_bounded_memory(env, start_worker) -> Non
     started = time.monotonic()
     done = asyncio.Event()
 
+    admin = await api_key(env)  # /metrics answers an admin key only
+
     async def sample() -> None:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=bearer(admin)) as session:
             while not done.is_set():
                 try:
                     behind = await lag(session, env["EXCHANGE_WEB_PORT"])

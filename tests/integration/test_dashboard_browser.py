@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from exchange_app.orderflow import seed_orders
-from tests.harness import ROOT, produce
+from tests.harness import ROOT, api_key, produce
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,7 @@ async def order_flow(env: dict[str, str]) -> None:
 
 async def test_dashboard_updates_live_and_takes_orders(env, start_worker, tmp_path: Path) -> None:
     start_worker(env)
+    key = await api_key(env, "alice", admin=False)
     flow = asyncio.create_task(order_flow(env))
     screenshot = Path(os.environ.get("EXCHANGE_SCREENSHOT", ROOT / "artifacts" / "dashboard.png"))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +54,16 @@ async def test_dashboard_updates_live_and_takes_orders(env, start_worker, tmp_pa
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/")
             await page.wait_for_selector("#status.online", timeout=30_000)
+            # market data flows before signing in; the account panel waits for a key
+            assert await page.input_value("#account") == ""
+            await page.fill("#key", "ek_000000000000_" + "A" * 43)
+            await page.click("#key-form button[type=submit]")
+            await page.wait_for_selector("#who:text('unknown key')", timeout=10_000)
+            await page.fill("#key", key)
+            await page.click("#key-form button[type=submit]")
+            await page.wait_for_selector("#who:text('alice')", timeout=10_000)
+            assert await page.input_value("#account") == "alice"
+            assert "ek_" not in await page.content()  # the key is not shown back
             first = page.locator("#tape tbody tr").first
             await first.wait_for(timeout=60_000)
             seen = await first.get_attribute("data-trade-id")

@@ -12,7 +12,7 @@ import pytest
 
 from exchange_app.broker import free_port
 from exchange_app.routing import home_partition
-from tests.harness import consume, exchange_env, produce
+from tests.harness import api_key, bearer, consume, exchange_env, produce
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,8 @@ async def test_every_view_answers_for_every_key_from_either_worker(
     start_worker(first, "a")
     start_worker(second, "b")
     urls = [base(first), base(second)]
-    async with aiohttp.ClientSession() as session:
+    admin = await api_key(first)  # accounts and /router/ need an admin key
+    async with aiohttp.ClientSession(headers=bearer(admin)) as session:
         await wait_for_split(session, urls)
         await produce(first, orders())
         await consume(first, "pnl", until=lambda r: len(r) >= 2 * len(INSTRUMENTS))
@@ -102,20 +103,24 @@ async def test_every_view_answers_for_every_key_from_either_worker(
         for url in urls:
             assert (await fetch(session, f"{url}/orderbook/NOPE"))[0] == 404
 
-        # an order entered on one worker trades on whichever owns its instrument
+        # an order entered on one worker trades on whichever owns its instrument, for the
+        # key's account only
+        trader = bearer(await api_key(first, ACCOUNTS[0], admin=False))
         for url in urls:
             instrument = INSTRUMENTS[0]
             _, book = await fetch(session, f"{url}/orderbook/{instrument}")
-            async with session.post(
-                f"{url}/orders",
-                json={
-                    "instrument": instrument,
-                    "trxn_type": "SELL",
-                    "quantity": 1,
-                    "price": book["best_bid"],
-                    "account": ACCOUNTS[0],
-                },
-            ) as response:
+            order = {
+                "instrument": instrument,
+                "trxn_type": "SELL",
+                "quantity": 1,
+                "price": book["best_bid"],
+                "account": ACCOUNTS[0],
+            }
+            async with session.post(f"{url}/orders", json=order) as response:
+                assert response.status == 403  # the admin key is not ACCOUNTS[0]'s
+            async with session.get(f"{url}/accounts/{ACCOUNTS[1]}", headers=trader) as response:
+                assert response.status == 403  # nor may a trader read another account
+            async with session.post(f"{url}/orders", json=order, headers=trader) as response:
                 assert response.status == 202
                 order_id = (await response.json())["id"]
             events = await consume(first, "events", until=reported(order_id))

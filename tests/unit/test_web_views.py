@@ -347,9 +347,10 @@ async def test_stream_filters_and_resumes_from_last_event_id(exchange) -> None:
         await asyncio.sleep(0.05)
         broadcaster.publish("trade", {"instrument": "INFY", "seq": 1})
         broadcaster.publish("trade", {"instrument": "TCS", "seq": 1, "buyer": "alice"})
-        broadcaster.publish("pnl", {"instrument": "TCS", "account": "alice"})
+        broadcaster.publish("pnl", {"instrument": "TCS", "account": "alice"})  # private
+        broadcaster.publish("bar", {"instrument": "TCS", "final": True})
         [(first_id, kind, data), (_, second_kind, _)] = await read_events(response, 2)
-        assert (kind, data["seq"], second_kind) == ("trade", 1, "pnl")
+        assert (kind, data, second_kind) == ("trade", {"instrument": "TCS", "seq": 1}, "bar")
         response.close()
 
         # missed while disconnected, still in the ring: delivered on reconnect
@@ -357,19 +358,25 @@ async def test_stream_filters_and_resumes_from_last_event_id(exchange) -> None:
         broadcaster.publish("bar", {"instrument": "TCS", "final": False})
         again = await client.get("/stream?instrument=TCS", headers={"Last-Event-ID": first_id})
         events = await read_events(again, 3)
-        assert [(k, d.get("seq")) for _, k, d in events] == [
-            ("pnl", None),
-            ("trade", 2),
-            ("bar", None),
+        assert [(k, d.get("seq"), d.get("final")) for _, k, d in events] == [
+            ("bar", None, True),
+            ("trade", 2, None),
+            ("bar", None, False),
         ]
         again.close()
 
+        # an account's stream: market events, and the account's own events whole
         alice = await client.get("/stream?account=alice")
         await asyncio.sleep(0.05)
         broadcaster.publish("trade", {"instrument": "RIL", "seller": "alice", "seq": 7})
         broadcaster.publish("trade", {"instrument": "RIL", "seller": "bob", "seq": 8})
+        broadcaster.publish("order", {"instrument": "RIL", "account": "bob", "status": "FILLED"})
         broadcaster.publish("order", {"instrument": "RIL", "account": "alice", "status": "FILLED"})
-        assert [k for _, k, _ in await read_events(alice, 2)] == ["trade", "order"]
+        assert [(k, d) for _, k, d in await read_events(alice, 3)] == [
+            ("trade", {"instrument": "RIL", "seller": "alice", "seq": 7}),
+            ("trade", {"instrument": "RIL", "seq": 8}),
+            ("order", {"instrument": "RIL", "account": "alice", "status": "FILLED"}),
+        ]
         alice.close()
 
         unknown = await client.get("/stream", headers={"Last-Event-ID": "other-boot-5"})

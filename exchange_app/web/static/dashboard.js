@@ -1,12 +1,20 @@
 // Trader dashboard: snapshot views over HTTP, then live updates from /stream (SSE).
+// Market data needs no key; trading and the account panel need the trader's API key,
+// asked for once and kept in sessionStorage (gone when the tab closes).
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
 const COLORS = { vwap: "#58a6ff", close: "#d8dee6", sma: ["#f0b72f", "#bc8cff", "#3fb950", "#f85149"] };
 const state = { instrument: null, bars: [], open: null, windows: [], trades: [], timers: {} };
 
+const KEY = "exchange-key";
+const auth = () => {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+};
+
 async function getJSON(path) {
-  const response = await fetch(path);
+  const response = await fetch(path, { headers: auth() });
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
   return response.json();
 }
@@ -142,6 +150,7 @@ async function loadAccount() {
   const account = $("#account").value.trim();
   const body = $("#positions tbody");
   try {
+    if (!account) throw new Error("no account");
     const data = await getJSON(`/accounts/${encodeURIComponent(account)}`);
     body.replaceChildren(...data.positions.map((p) => {
       const tr = document.createElement("tr");
@@ -158,43 +167,128 @@ async function loadAccount() {
   }
 }
 
-function connect() {
-  const source = new EventSource("/stream");
-  source.onopen = () => { $("#status").textContent = "live"; $("#status").className = "status online"; };
-  source.onerror = () => { $("#status").textContent = "reconnecting…"; $("#status").className = "status offline"; };
-  const mine = (data) => data.instrument === state.instrument;
-  const account = () => $("#account").value.trim();
-  source.addEventListener("reset", () => state.instrument && selectInstrument(state.instrument));
-  source.addEventListener("trade", (e) => {
-    const trade = JSON.parse(e.data);
-    if (!state.instrument) return later("instruments", loadInstruments, 100);
-    if (mine(trade)) { addTrade(trade); later("book", loadBook); }
-    if (trade.buyer === account() || trade.seller === account()) later("account", loadAccount, 400);
-  });
-  source.addEventListener("order", (e) => {
-    const report = JSON.parse(e.data);
-    if (!state.instrument) return later("instruments", loadInstruments, 100);
-    if (mine(report)) later("book", loadBook);
-  });
-  source.addEventListener("bar", (e) => { const bar = JSON.parse(e.data); if (mine(bar)) addBar(bar); });
-  source.addEventListener("profit", (e) => { const p = JSON.parse(e.data); if (mine(p) && !p.final) showProfit(p); });
-  source.addEventListener("pnl", (e) => { if (JSON.parse(e.data).account === account()) later("account", loadAccount, 400); });
+const handlers = {};
+const live = { abort: null };
+
+function online(yes) {
+  $("#status").textContent = yes ? "live" : "reconnecting…";
+  $("#status").className = yes ? "status online" : "status offline";
 }
 
+function dispatch(block, last) {
+  const event = { type: "message", data: "", id: null };
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const at = line.indexOf(": ");
+    const field = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? "" : line.slice(at + 2);
+    if (field === "event") event.type = value;
+    else if (field === "data") event.data += value;
+    else if (field === "id") event.id = value;
+  }
+  if (handlers[event.type]) handlers[event.type]({ data: event.data });
+  return event.id || last;
+}
+
+// Server-Sent Events over fetch, so that the request can carry the key (EventSource
+// cannot send headers); it reconnects with Last-Event-ID like EventSource does.
+async function connect() {
+  if (live.abort) live.abort.abort();
+  const abort = (live.abort = new AbortController());
+  let last = null;
+  while (!abort.signal.aborted) {
+    try {
+      const account = $("#account").value.trim();
+      const query = account ? `?account=${encodeURIComponent(account)}` : "";
+      const headers = { ...auth(), ...(last ? { "Last-Event-ID": last } : {}) };
+      const response = await fetch(`/stream${query}`, { headers, signal: abort.signal });
+      if (!response.ok) throw new Error(`/stream: ${response.status}`);
+      online(true);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          last = dispatch(buffer.slice(0, end), last);
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (error) {
+      if (abort.signal.aborted) return;
+    }
+    online(false);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+const mine = (data) => data.instrument === state.instrument;
+const account = () => $("#account").value.trim();
+handlers.reset = () => state.instrument && selectInstrument(state.instrument);
+handlers.trade = (e) => {
+  const trade = JSON.parse(e.data);
+  if (!state.instrument) return later("instruments", loadInstruments, 100);
+  if (mine(trade)) { addTrade(trade); later("book", loadBook); }
+  if (account() && (trade.buyer === account() || trade.seller === account())) later("account", loadAccount, 400);
+};
+handlers.order = (e) => {
+  const report = JSON.parse(e.data);
+  if (!state.instrument) return later("instruments", loadInstruments, 100);
+  if (mine(report)) later("book", loadBook);
+};
+handlers.bar = (e) => { const bar = JSON.parse(e.data); if (mine(bar)) addBar(bar); };
+handlers.profit = (e) => { const p = JSON.parse(e.data); if (mine(p) && !p.final) showProfit(p); };
+handlers.pnl = (e) => { if (JSON.parse(e.data).account === account()) later("account", loadAccount, 400); };
+
+// Who the key is: the account panel shows that account, and only that one.
+async function signIn() {
+  const response = await fetch("/whoami", { headers: auth() });
+  const known = response.ok ? await response.json() : null;
+  if (!known && sessionStorage.getItem(KEY)) {
+    sessionStorage.removeItem(KEY);
+    $("#who").textContent = response.status === 401 ? "unknown key" : `sign-in failed (${response.status})`;
+  } else if (known && known.account) {
+    $("#who").textContent = `${known.account}${known.admin ? " (admin)" : ""}`;
+  }
+  const signedIn = Boolean(known && known.account);
+  $("#account").value = signedIn ? known.account : "";
+  $("#account").readOnly = !(known && !known.auth);  // editable only when keys are off
+  $("#key").hidden = signedIn || Boolean(known && !known.auth);
+  $("#key-form button[type=submit]").hidden = $("#key").hidden;
+  $("#sign-out").hidden = !signedIn;
+  loadAccount();
+  connect();
+}
+
+$("#key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const key = $("#key").value.trim();
+  $("#key").value = "";
+  if (key) sessionStorage.setItem(KEY, key);
+  signIn();
+});
+$("#sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem(KEY);
+  $("#who").textContent = "";
+  signIn();
+});
+
 $("#instrument").addEventListener("change", (e) => selectInstrument(e.target.value));
-$("#account").addEventListener("change", loadAccount);
+$("#account").addEventListener("change", () => { loadAccount(); connect(); });
 $("#ticket").addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = new FormData(e.target);
-  const order = { instrument: state.instrument, account: $("#account").value.trim() || undefined };
+  const order = { instrument: state.instrument, account: account() || undefined };
   for (const [key, value] of form.entries()) order[key] = value;
   if (order.order_type === "MARKET") delete order.price;
-  const response = await fetch("/orders", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(order) });
+  const headers = { "Content-Type": "application/json", ...auth() };
+  const response = await fetch("/orders", { method: "POST", headers, body: JSON.stringify(order) });
   const answer = await response.json();
   $("#ticket-result").textContent = response.ok ? `order ${answer.id} sent` : answer.errors.join("; ");
   $("#ticket-result").dataset.orderId = response.ok ? answer.id : "";
 });
 
-connect();
+signIn();
 loadInstruments().catch((error) => { $("#status").textContent = String(error); });
-loadAccount();

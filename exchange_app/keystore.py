@@ -1,0 +1,127 @@
+"""The key store: a compacted topic of API key records, read by every worker.
+
+::
+
+    <app id>-api-keys (1 partition, compacted)   key: key id   value: {"account", "admin", "sha256"}
+        ▲ exchange keys add / revoke                ▼ every worker follows it into its KeyRing
+
+Every worker reads the whole topic from the start and then follows it, so a
+key added or revoked on any machine takes effect on every worker within a
+fetch. Until a worker has read the topic to its end, requests that need a key
+answer 503 rather than 401. A revoked key is a tombstone, which compaction
+keeps until it has removed the record it revokes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from .auth import KeyRing, new_key
+from .broker.admin import ensure_topics
+from .broker.offsets import true_end_offsets
+from .wire import dumps, loads
+
+__all__ = ["add_key", "ensure_key_topic", "follow_keys", "read_keys", "revoke_keys"]
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_key_topic(bootstrap: list[str], topic: str) -> None:
+    await ensure_topics(bootstrap, [topic], partitions=1, configs={"cleanup.policy": "compact"})
+
+
+def _consumer(bootstrap: list[str], fetch_wait_ms: int) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
+    )
+
+
+async def _apply(ring: KeyRing, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """Apply the next records; the position reached."""
+    batch = await consumer.getmany(tp, timeout_ms=1000)
+    for messages in batch.values():
+        for message in messages:
+            try:
+                key_id = (message.key or b"").decode()
+                ring.apply(key_id, None if message.value is None else loads(message.value))
+            except (ValueError, UnicodeDecodeError) as exc:
+                log.error("key store: skipping record at offset %s: %s", message.offset, exc)
+    return await consumer.position(tp)
+
+
+async def _start(
+    bootstrap: list[str], tp: TopicPartition, fetch_wait_ms: int
+) -> tuple[AIOKafkaConsumer, int]:
+    """A consumer of ``tp`` from its start, and where ``tp`` ends now."""
+    consumer = _consumer(bootstrap, fetch_wait_ms)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        ends = await true_end_offsets(consumer._client, await consumer.end_offsets([tp]))
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer, ends[tp]
+
+
+async def read_keys(bootstrap: list[str], topic: str, fetch_wait_ms: int = 100) -> KeyRing:
+    """The keys in force now: the topic read to its end."""
+    await ensure_key_topic(bootstrap, topic)
+    ring, tp = KeyRing(), TopicPartition(topic, 0)
+    consumer, end = await _start(bootstrap, tp, fetch_wait_ms)
+    try:
+        while await consumer.position(tp) < end:
+            await _apply(ring, consumer, tp)
+    finally:
+        await consumer.stop()
+    ring.ready = True
+    return ring
+
+
+async def follow_keys(ring: KeyRing, bootstrap: list[str], topic: str, fetch_wait_ms: int) -> None:
+    """Keep ``ring`` equal to the topic until cancelled; ready once read to its end."""
+    await ensure_key_topic(bootstrap, topic)
+    tp = TopicPartition(topic, 0)
+    consumer, end = await _start(bootstrap, tp, fetch_wait_ms)
+    try:
+        while True:
+            position = await _apply(ring, consumer, tp)
+            if not ring.ready and position >= end:
+                ring.ready = True
+                log.info("key store: %d keys in force", len(ring.records))
+    finally:
+        await consumer.stop()
+
+
+async def _send(bootstrap: list[str], topic: str, records: list[tuple[str, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, value, key=key.encode(), partition=0)
+            for key, value in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def add_key(bootstrap: list[str], topic: str, account: str, *, admin: bool = False) -> str:
+    """Store a new key of ``account``; the key, which nothing keeps."""
+    await ensure_key_topic(bootstrap, topic)
+    key, key_id, record = new_key(account, admin=admin)
+    await _send(bootstrap, topic, [(key_id, dumps(record))])
+    return key
+
+
+async def revoke_keys(bootstrap: list[str], topic: str, account: str) -> int:
+    """Revoke every key of ``account``; how many there were."""
+    ids = (await read_keys(bootstrap, topic)).ids_of(account)
+    if ids:
+        await _send(bootstrap, topic, [(key_id, None) for key_id in ids])
+    return len(ids)
