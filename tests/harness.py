@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -236,13 +237,35 @@ async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
             assert shown == book_levels(book), (port, instrument)
 
 
-async def api_key(env: dict[str, str], account: str = "ops", *, admin: bool = True) -> str:
-    """A new API key of ``account`` on the exchange ``env`` runs (an admin key by default)."""
+async def api_key(
+    env: dict[str, str],
+    account: str = "ops",
+    *,
+    admin: bool = True,
+    known_at: Iterable[str] = (),
+    timeout: float = 60.0,
+) -> str:
+    """A new API key of ``account`` on the exchange ``env`` runs (an admin key by default),
+    once the workers at the base URLs ``known_at`` know it (they follow the key store)."""
+    import aiohttp
+
     from exchange_app.keystore import add_key
 
-    return await add_key(
+    key = await add_key(
         [bootstrap(env)], f"{env['EXCHANGE_APP_ID']}-api-keys", account, admin=admin
     )
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(headers=bearer(key)) as session:
+        for url in known_at:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{url}/whoami") as response:
+                        if response.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} does not know the new key of {account}")
+                await asyncio.sleep(0.1)
+    return key
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -59,7 +59,8 @@ async def test_a_flood_is_absorbed_with_bounded_memory(env, start_worker) -> Non
     started = time.monotonic()
     done = asyncio.Event()
 
-    admin = await api_key(env)  # /metrics answers an admin key only
+    url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
+    admin = await api_key(env, known_at=[url])  # /metrics answers an admin key only
 
     async def sample() -> None:
         async with aiohttp.ClientSession(headers=bearer(admin)) as session:

@@ -82,7 +82,8 @@ async def test_every_view_answers_for_every_key_from_either_worker(
     start_worker(first, "a")
     start_worker(second, "b")
     urls = [base(first), base(second)]
-    admin = await api_key(first)  # accounts and /router/ need an admin key
+    admin = await api_key(first, known_at=urls)  # accounts and /router/ need an admin key
+    trader = bearer(await api_key(first, ACCOUNTS[0], admin=False, known_at=urls))
     async with aiohttp.ClientSession(headers=bearer(admin)) as session:
         await wait_for_split(session, urls)
         await produce(first, orders())
@@ -105,7 +106,6 @@ async def test_every_view_answers_for_every_key_from_either_worker(
 
         # an order entered on one worker trades on whichever owns its instrument, for the
         # key's account only
-        trader = bearer(await api_key(first, ACCOUNTS[0], admin=False))
         for url in urls:
             instrument = INSTRUMENTS[0]
             _, book = await fetch(session, f"{url}/orderbook/{instrument}")
