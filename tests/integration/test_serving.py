@@ -83,9 +83,15 @@ async def test_every_view_answers_for_every_key_from_either_worker(
     start_worker(second, "b")
     urls = [base(first), base(second)]
     admin = await api_key(first, known_at=urls)  # accounts and /router/ need an admin key
-    trader = bearer(await api_key(first, ACCOUNTS[0], admin=False, known_at=urls))
+    trader_key = await api_key(first, ACCOUNTS[0], admin=False, known_at=urls)
+    trader = bearer(trader_key)
     async with aiohttp.ClientSession(headers=bearer(admin)) as session:
         await wait_for_split(session, urls)
+        async with aiohttp.ClientSession() as anyone:  # no key: the operations views refuse
+            for path in ("/metrics", "/table/", "/router/", f"/accounts/{ACCOUNTS[0]}"):
+                assert (await fetch(anyone, urls[0] + path))[0] == 401, path
+            async with anyone.get(urls[0] + "/metrics", headers=bearer(trader_key)) as response:
+                assert response.status == 403  # a trader's key is not an admin's
         await produce(first, orders())
         await consume(first, "pnl", until=lambda r: len(r) >= 2 * len(INSTRUMENTS))
         await asyncio.sleep(1.0)  # the tape and bar history agents follow the trades
