@@ -35,6 +35,7 @@ class Principal:
 
     account: str
     admin: bool = False
+    key: str = ""  # the key's id: what rate limits and stream caps count by
 
     def may_read(self, account: str) -> bool:
         return self.admin or account == self.account
@@ -80,7 +81,7 @@ class KeyRing:
         expected = record["sha256"] if record else _digest("")
         if not hmac.compare_digest(_digest(secret), expected) or record is None:
             return None
-        return Principal(record["account"], bool(record.get("admin")))
+        return Principal(record["account"], bool(record.get("admin")), key_id)
 
     def ids_of(self, account: str) -> list[str]:
         return [key_id for key_id, r in self.records.items() if r["account"] == account]

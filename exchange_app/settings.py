@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     max_streams: int = Field(
         200, ge=1, description="Open /stream (Server-Sent Events) connections a worker holds."
     )
+    max_streams_per_key: int = Field(
+        5, ge=1, description="Open /stream connections one API key may hold on a worker."
+    )
+    key_rate: float = Field(
+        20.0, gt=0, description="Requests a second one API key may make to a worker, sustained."
+    )
+    key_burst: int = Field(
+        40, ge=1, description="Requests one API key may make at once before key_rate applies."
+    )
     live_feed_interval_ms: int = Field(
         100,
         ge=0,

@@ -25,8 +25,10 @@ and trades are prices and sizes.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import token_bucket
 from aiohttp import web
 from yarl import URL
 
@@ -103,6 +106,10 @@ class Services:
     max_streams: int = 200
     #: the API keys in force; None: authentication is off and everyone is an admin
     keys: KeyRing | None = None
+    #: per key: open streams, and requests a second (token bucket: rate and burst)
+    max_streams_per_key: int = 5
+    key_rate: float = 20.0
+    key_burst: int = 40
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = _order_id
 
@@ -124,15 +131,16 @@ ANYONE = Principal("", admin=True)
 _REFUSALS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
+    429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
 
 
-def _refuse(status: int, message: str) -> web.HTTPException:
-    """An error answer to raise; a 401 says how to authenticate."""
+def _refuse(status: int, message: str, retry_after: int = 1) -> web.HTTPException:
+    """An error answer to raise; a 401 says how to authenticate, 429 and 503 when to retry."""
     headers = {"WWW-Authenticate": 'Bearer realm="exchange"'} if status == 401 else {}
-    if status == 503:
-        headers["Retry-After"] = "1"
+    if status in (429, 503):
+        headers["Retry-After"] = str(retry_after)
     return _REFUSALS[status](
         text=dumps({"errors": [message]}).decode(), content_type="application/json", headers=headers
     )
@@ -165,6 +173,10 @@ class Api:
         self.s = services
         self._client: aiohttp.ClientSession | None = None
         self._streams = 0
+        self._streams_of: Counter[str] = Counter()  # open streams per key id
+        self._buckets = token_bucket.Limiter(
+            services.key_rate, services.key_burst, token_bucket.MemoryStorage()
+        )
 
     # -- routing --------------------------------------------------------------------------
 
@@ -239,6 +251,9 @@ class Api:
         principal = keys.authenticate(key.strip())
         if principal is None:
             raise _refuse(401, "unknown or revoked key")
+        if not self._buckets.consume(principal.key):
+            wait = max(1, math.ceil(1 / self.s.key_rate))
+            raise _refuse(429, f"over {self.s.key_rate:g} requests a second for this key", wait)
         return principal
 
     def _require(self, request: web.Request) -> Principal:
@@ -520,16 +535,25 @@ class Api:
             response = _error(503, f"this worker serves {self.s.max_streams} streams already")
             response.headers["Retry-After"] = "5"
             return response
+        principal = self._principal(request)
+        key = principal.key if principal is not None else ""
+        if key and self._streams_of[key] >= self.s.max_streams_per_key:
+            raise _refuse(429, f"this key holds {self.s.max_streams_per_key} streams already", 5)
         self._streams += 1
+        self._streams_of[key] += 1
         try:
-            return await self._stream(request)
+            return await self._stream(request, principal)
         finally:
             self._streams -= 1
+            self._streams_of[key] -= 1
+            if not self._streams_of[key]:
+                del self._streams_of[key]
 
-    async def _stream(self, request: web.Request) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, principal: Principal | None
+    ) -> web.StreamResponse:
         instrument = request.query.get("instrument") or None
         account = request.query.get("account") or None
-        principal = self._principal(request)
         if account:
             if principal is None:
                 raise _refuse(401, "an account's events need a key: Authorization: Bearer <key>")

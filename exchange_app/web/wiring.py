@@ -116,6 +116,9 @@ def services() -> Services:
         peer_hosts=settings.peer_hosts,
         max_streams=settings.max_streams,
         keys=keys,
+        max_streams_per_key=settings.max_streams_per_key,
+        key_rate=settings.key_rate,
+        key_burst=settings.key_burst,
     )
 
 

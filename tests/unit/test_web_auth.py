@@ -204,9 +204,9 @@ async def test_a_peer_hop_carries_the_askers_authorization(exchange, keys) -> No
 
 def test_keys_authenticate_only_as_issued() -> None:
     ring, (alice, admin) = ring_with(("alice", False), ("ops", True))
-    assert ring.authenticate(alice) == Principal("alice")
-    assert ring.authenticate(admin) == Principal("ops", admin=True)
     key_id, secret = parse_key(alice) or ("", "")
+    assert ring.authenticate(alice) == Principal("alice", key=key_id)
+    assert ring.authenticate(admin) == Principal("ops", True, (parse_key(admin) or ("",))[0])
     assert ring.authenticate(f"ek_{key_id}_{secret[:-1]}A") is None  # one character off
     assert ring.ids_of("alice") == [key_id]
     assert "sha256" in ring.records[key_id] and secret not in str(ring.records[key_id])
@@ -216,3 +216,44 @@ def test_keys_authenticate_only_as_issued() -> None:
 def test_no_made_up_key_authenticates(text: str) -> None:
     ring, _ = ring_with(("alice", True))
     assert ring.authenticate(text) is None
+
+
+async def test_each_key_has_its_own_request_rate(exchange, keys) -> None:
+    ring, issued = keys
+    client = await serve(exchange.services(keys=ring, key_rate=0.5, key_burst=3))
+    try:
+        alice, bob = bearer(issued["alice"]), bearer(issued["bob"])
+        assert [(await client.get("/whoami", headers=alice)).status for _ in range(3)] == [200] * 3
+        refused = await client.get("/whoami", headers=alice)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "2"
+        assert (await client.get("/whoami", headers=bob)).status == 200  # bob's bucket is full
+        assert (await client.get("/instruments")).status == 200  # market data: no key, no limit
+    finally:
+        await client.close()
+
+
+async def test_each_key_holds_a_bounded_number_of_streams(exchange, keys) -> None:
+    ring, issued = keys
+    broadcaster = Broadcaster()
+    services = exchange.services(keys=ring, broadcaster=broadcaster, max_streams_per_key=1)
+    client = await serve(services)
+    try:
+        alice, bob = bearer(issued["alice"]), bearer(issued["bob"])
+        first = await client.get("/stream", headers=alice)
+        assert first.status == 200
+        again = await client.get("/stream", headers=alice)
+        assert again.status == 429 and again.headers["Retry-After"] == "5"
+        other = await client.get("/stream", headers=bob)
+        assert other.status == 200
+        other.close()
+        first.close()
+        for _ in range(100):  # the server notices the disconnect at its next write
+            broadcaster.publish("bar", {"instrument": "TCS"})
+            await asyncio.sleep(0.02)
+            again = await client.get("/stream", headers=alice)
+            if again.status == 200:
+                break
+        assert again.status == 200
+        again.close()
+    finally:
+        await client.close()
