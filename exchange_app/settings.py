@@ -130,8 +130,9 @@ class Settings(BaseSettings):
     live_feed_interval_ms: int = Field(
         100,
         ge=0,
-        description="The live feed reads the output topics at most this often. A reader that "
-        "fetches as fast as records come costs the broker one fetch per output batch.",
+        description="Under a steady flow the live feed reads the output topics once per this "
+        "interval (after a quiet spell, up to 10 reads at once). A reader that fetches as "
+        "fast as records come costs the broker one fetch per output batch.",
     )
     commit_every: int = Field(
         10_000,

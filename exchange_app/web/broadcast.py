@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import token_bucket
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -29,6 +30,9 @@ __all__ = ["Broadcaster", "Event"]
 
 log = logging.getLogger(__name__)
 
+
+#: Reads the live feed may make at once after a quiet spell (see :meth:`Broadcaster.feed`).
+FEED_BURST = 10
 
 #: Event kinds that are market data, pushed to anyone.
 MARKET_KINDS = ("trade", "bar", "profit")
@@ -137,14 +141,22 @@ class Broadcaster:
         fetch_wait_ms: int | None = None,
         interval: float = 0.0,
     ) -> None:
-        """Publish every new record of ``topics`` (name -> event kind) until cancelled,
-        reading at most every ``interval`` seconds: what arrives meanwhile comes in the
-        next read (the consumer holds it), and the broker answers one fetch per interval
-        instead of one per output batch."""
+        """Publish every new record of ``topics`` (name -> event kind) until cancelled.
+
+        Reads are paced by a token bucket: one read every ``interval`` seconds
+        sustained, with :data:`FEED_BURST` reads at once after a quiet spell. So a
+        sporadic event is pushed at once, while under a steady flow the broker
+        answers one fetch per interval instead of one per output batch; what
+        arrives meanwhile comes with the next read (the consumer holds it)."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=fetch_wait_ms or 100,  # push latency: never sit on new events
+        )
+        reads = (
+            token_bucket.Limiter(1 / interval, FEED_BURST, token_bucket.MemoryStorage())
+            if interval
+            else None
         )
         await consumer.start()
         try:
@@ -156,8 +168,8 @@ class Broadcaster:
                     for message in messages:
                         if message.value:
                             self.publish(topics[tp.topic], raw=message.value)
-                if batch and interval:
-                    await asyncio.sleep(interval)
+                while batch and reads is not None and not reads.consume(b"feed"):
+                    await asyncio.sleep(interval / 4)
         finally:
             await consumer.stop()
 
