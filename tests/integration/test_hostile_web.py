@@ -1,0 +1,138 @@
+"""A hostile web run beside a legitimate order flow: thousands of requests that must be
+refused change nothing, answer no 500, and leave the worker serving."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import pytest
+
+from exchange_app.orderflow import seed_orders, stepping_clock
+from tests.harness import (
+    api_key,
+    assert_same_analytics,
+    assert_same_books,
+    bearer,
+    consume,
+    consume_analytics,
+    produce,
+    reference_run,
+    trades_by_id,
+)
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = 500  # ten hostile requests a round
+CONCURRENCY = 16
+JSON = {"Content-Type": "application/json"}
+
+
+def orders() -> list[dict[str, Any]]:
+    clock = stepping_clock(step=0.5)
+    return list(
+        itertools.islice(seed_orders(clock=clock, seed=61, accounts=("alice", "bob")), 3_000)
+    )
+
+
+def hostile(
+    url: str, mallory: str, victims: list[tuple[int, str]]
+) -> list[tuple[str, str, dict[str, str], bytes, set[int]]]:
+    """(method, path, headers, body, the status it must get): none may have an effect on
+    anyone, and mallory's cancels name other people's resting orders."""
+    order = json.dumps(
+        {"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1, "account": "alice"}
+    ).encode()
+    own = json.dumps({"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1})
+    as_mallory = bearer(mallory)
+    requests = []
+    for n in range(ROUNDS):
+        order_id, instrument = victims[n % len(victims)]
+        requests += [
+            ("POST", "/orders", JSON, order, {401}),  # no key
+            ("POST", "/orders", {**JSON, **bearer("ek_0123456789ab_" + "x" * 43)}, order, {401}),
+            ("POST", "/orders", {**JSON, "Authorization": "Basic YWxpY2U6"}, order, {401}),
+            ("POST", "/orders", {**JSON, **as_mallory}, order, {403}),  # as alice
+            (
+                "POST",
+                "/orders",
+                {"Content-Type": "text/plain", **as_mallory},
+                own.encode(),
+                {415},
+            ),
+            ("POST", "/orders", {**JSON, **as_mallory}, b"[" * 20_000, {413}),
+            ("POST", "/orders", {**JSON, **as_mallory}, b"[" * 5_000 + b"]" * 5_000, {400}),
+            # someone else's resting order: published as mallory's cancel, refused by the book
+            ("DELETE", f"/orders/{order_id}?instrument={instrument}", as_mallory, b"", {202}),
+            ("GET", "/accounts/alice", {"X-Exchange-Routed": "1"}, b"", {401}),  # spoofed hop
+            (
+                "GET",
+                ("/accounts/alice", "/metrics", "/table/", "/stream?account=alice")[n % 4],
+                as_mallory,
+                b"",
+                {403},
+            ),
+        ]
+    return [(m, url + p, h, b, ok) for m, p, h, b, ok in requests]
+
+
+async def attack(
+    requests: list[tuple[str, str, dict[str, str], bytes, set[int]]],
+) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+    unexpected: list[str] = []
+    queue: asyncio.Queue[tuple[str, str, dict[str, str], bytes, set[int]]] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            method, url, headers, body, allowed = queue.get_nowait()
+            async with session.request(method, url, headers=headers, data=body) as response:
+                await response.read()
+                statuses[response.status] += 1
+                if response.status not in allowed:
+                    unexpected.append(f"{method} {url[-40:]} -> {response.status}")
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(client(session) for _ in range(CONCURRENCY)))
+    assert not unexpected, unexpected[:10]
+    return statuses
+
+
+async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
+    env, start_worker
+) -> None:
+    log = orders()
+    reference, expected, analytics = reference_run(log)
+    resting = [(o["id"], o["instrument"]) for o in log if o.get("account") == "alice"][:200]
+    # every rule answers for itself here: the key rate limit (429) has unit tests of its own
+    start_worker({**env, "EXCHANGE_KEY_RATE": "100000", "EXCHANGE_KEY_BURST": "100000"})
+    url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
+    mallory = await api_key(env, "mallory", admin=False, known_at=[url])
+    admin = await api_key(env, known_at=[url])
+
+    requests = hostile(url, mallory, resting)
+    assert len(requests) >= 5_000
+    flow = produce(env, log, rate=len(log) / 15)  # orders arrive while the attack goes on
+    statuses, _ = await asyncio.gather(attack(requests), flow)
+    assert sum(statuses.values()) == len(requests) and not any(s >= 500 for s in statuses)
+
+    records = await consume(
+        env, "trades", until=lambda r: len({t["trade_id"] for t in r}) >= len(expected)
+    )
+    assert trades_by_id(records) == expected  # no trade more, none less, none different
+    assert_same_analytics(await consume_analytics(env, analytics), analytics)  # accounts' P&L
+    await assert_same_books(env["EXCHANGE_WEB_PORT"], reference.books)
+
+    async with aiohttp.ClientSession(headers=bearer(admin)) as session:
+        async with session.get(f"{url}/health") as health:
+            assert health.status == 200
+        async with session.get(f"{url}/accounts/mallory") as account:
+            assert account.status == 404  # mallory never traded
+    print(f"\nhostile web run: {len(requests)} requests, statuses {dict(sorted(statuses.items()))}")
