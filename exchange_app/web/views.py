@@ -129,6 +129,7 @@ ANYONE = Principal("", admin=True)
 
 
 _REFUSALS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
     429: web.HTTPTooManyRequests,
@@ -146,20 +147,21 @@ def _refuse(status: int, message: str, retry_after: int = 1) -> web.HTTPExceptio
     )
 
 
+def _check_read(principal: Principal | None, account: str) -> None:
+    """Refuse unless ``principal`` may read ``account``: 401 without a key, else 403."""
+    if principal is None:
+        raise _refuse(401, "this needs a key: Authorization: Bearer <key>")
+    if not principal.may_read(account):
+        raise _refuse(403, f"this key may not read account {account!r}")
+
+
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise web.HTTPBadRequest(
-            text=dumps(
-                {
-                    "errors": [
-                        f"{name}: expected a whole number from {low} to {high}, got {raw[:20]!r}"
-                    ]
-                }
-            ).decode(),
-            content_type="application/json",
+        raise _refuse(
+            400, f"{name}: expected a whole number from {low} to {high}, got {raw[:20]!r}"
         )
     return int(raw)
 
@@ -264,8 +266,17 @@ class Api:
 
     def _may_read(self, request: web.Request, account: str) -> None:
         """Refuse unless the key may read ``account``; a peer's hop was checked by the peer."""
-        if not self._is_hop(request) and not self._require(request).may_read(account):
-            raise _refuse(403, f"this key may not read account {account!r}")
+        if not self._is_hop(request):
+            _check_read(self._principal(request), account)
+
+    def _acting_as(self, principal: Principal, named: str | None, verb: str) -> str | None:
+        """The account a request acts for: the key's; one naming another account is 403.
+        With keys off, the account the request names."""
+        if self.s.keys is None:
+            return named
+        if named and named != principal.account:
+            raise _refuse(403, f"account: this key {verb} for {principal.account!r} only")
+        return principal.account
 
     async def whoami(self, request: web.Request) -> web.Response:
         principal = self._require(request)
@@ -280,11 +291,7 @@ class Api:
     def _books(self) -> MatchingState:
         """The matching agent's books, read only; 503 while they are being restored."""
         if self.s.matching.stale:
-            raise web.HTTPServiceUnavailable(
-                text=dumps({"errors": ["the order books are being restored"]}).decode(),
-                content_type="application/json",
-                headers={"Retry-After": "1"},
-            )
+            raise _refuse(503, "the order books are being restored")
         return self.s.matching
 
     def _known(self, instrument: str) -> bool:
@@ -293,12 +300,7 @@ class Api:
     def _instrument(self, request: web.Request) -> str:
         instrument = request.match_info["instrument"]
         if not INSTRUMENT.match(instrument):
-            raise web.HTTPBadRequest(
-                text=dumps(
-                    {"errors": [f"instrument: {instrument[:20]!r} is not an instrument symbol"]}
-                ).decode(),
-                content_type="application/json",
-            )
+            raise _refuse(400, f"instrument: {instrument[:20]!r} is not an instrument symbol")
         return instrument
 
     # -- instruments ------------------------------------------------------------------------
@@ -493,22 +495,15 @@ class Api:
             return _error(400, f"body: not JSON: {exc}")
         if not isinstance(body, dict):
             return _error(400, f"body: expected a JSON object, got {type(body).__name__}")
-        if self.s.keys is not None:  # the key's account trades, no other
-            named = body.get("account")
-            if named is not None and named != principal.account:
-                return _error(403, f"account: this key trades for {principal.account!r} only")
-            body["account"] = principal.account
+        account = self._acting_as(principal, body.get("account"), "trades")
+        if account:
+            body["account"] = account
         body.setdefault("id", self.s.new_order_id())
         body.setdefault("order_timestamp", self.s.clock().isoformat())
         return await self._publish(body, "SUBMITTED")
 
     async def cancel(self, request: web.Request) -> web.Response:
-        principal = self._require(request)
-        account = request.query.get("account")
-        if self.s.keys is not None:  # the key's account cancels, no other
-            if account and account != principal.account:
-                return _error(403, f"account: this key cancels for {principal.account!r} only")
-            account = principal.account
+        account = self._acting_as(self._require(request), request.query.get("account"), "cancels")
         body = {
             "action": "CANCEL",
             "id": request.match_info["id"],
@@ -532,9 +527,7 @@ class Api:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         if self._streams >= self.s.max_streams:  # each holds a queue of up to 1,000 events
-            response = _error(503, f"this worker serves {self.s.max_streams} streams already")
-            response.headers["Retry-After"] = "5"
-            return response
+            raise _refuse(503, f"this worker serves {self.s.max_streams} streams already", 5)
         principal = self._principal(request)
         key = principal.key if principal is not None else ""
         if key and self._streams_of[key] >= self.s.max_streams_per_key:
@@ -555,10 +548,7 @@ class Api:
         instrument = request.query.get("instrument") or None
         account = request.query.get("account") or None
         if account:
-            if principal is None:
-                raise _refuse(401, "an account's events need a key: Authorization: Bearer <key>")
-            if not principal.may_read(account):
-                raise _refuse(403, f"this key may not read account {account!r}")
+            _check_read(principal, account)
         elif principal is not None and principal is not ANYONE:
             account = principal.account  # a key's stream: market events and its own
         last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
