@@ -42,7 +42,7 @@ class Event:
     """One pushed record. Made from a topic's bytes, it is decoded only if a client needs it:
     the feed takes in every output record, most while nobody is watching."""
 
-    __slots__ = ("_data", "_raw", "id", "kind")
+    __slots__ = ("_data", "_public", "_raw", "id", "kind")
 
     def __init__(
         self, id: str, kind: str, data: dict[str, Any] | None = None, raw: bytes | None = None
@@ -51,6 +51,7 @@ class Event:
         self.kind = kind  # trade | order | bar | profit | pnl
         self._data = data
         self._raw = raw
+        self._public: Event | None = None  # a trade as market data, made once for all streams
 
     @property
     def data(self) -> dict[str, Any]:
@@ -81,7 +82,9 @@ class Event:
         if account and account in self.accounts():
             return self
         if self.kind == "trade":
-            return Event(self.id, self.kind, data=public_trade(self.data))
+            if self._public is None:
+                self._public = Event(self.id, self.kind, data=public_trade(self.data))
+            return self._public
         return self if self.kind in MARKET_KINDS else None
 
     def encode(self) -> bytes:
