@@ -59,6 +59,20 @@ def _home(instrument: str, settings: Settings) -> int:
     return home_partition(instrument, settings.partitions, settings.spread_instruments)
 
 
+async def _with_broker(work: Any, wait: float = 60.0) -> Any:
+    """Run ``work()`` once the broker answers (it may be starting)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"broker {get_settings().broker} unreachable: {exc}"
+                ) from exc
+            await asyncio.sleep(0.5)
+
+
 async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: float) -> int:
     """Send orders keyed by instrument to its home partition, at most ``rate`` a second.
 
@@ -70,20 +84,15 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
     from .wire import dumps, loads
 
     settings = get_settings()
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            await ensure_topics(
-                settings.bootstrap_servers,
-                [settings.orders_topic],
-                partitions=settings.partitions,
-                replication=settings.replication,
-            )
-            break
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"broker {settings.broker} unreachable: {exc}") from exc
-            await asyncio.sleep(0.5)
+    await _with_broker(
+        lambda: ensure_topics(
+            settings.bootstrap_servers,
+            [settings.orders_topic],
+            partitions=settings.partitions,
+            replication=settings.replication,
+        ),
+        wait,
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=5
     )
@@ -175,18 +184,6 @@ def _account(account: str) -> str:
     if not ACCOUNT.match(account):
         raise click.BadParameter(f"{account!r} is not an account name", param_hint="ACCOUNT")
     return account
-
-
-async def _with_broker(work: Any, wait: float = 60.0) -> Any:
-    """Run ``work()`` once the broker answers (it may be starting)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return await work()
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"broker {get_settings().broker}: {exc}") from exc
-            await asyncio.sleep(0.5)
 
 
 @keys.command("add")

@@ -34,12 +34,6 @@ async def ensure_key_topic(bootstrap: list[str], topic: str) -> None:
     await ensure_topics(bootstrap, [topic], partitions=1, configs={"cleanup.policy": "compact"})
 
 
-def _consumer(bootstrap: list[str], fetch_wait_ms: int) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
-    )
-
-
 async def _apply(ring: KeyRing, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     """Apply the next records; the position reached."""
     batch = await consumer.getmany(tp, timeout_ms=1000)
@@ -57,7 +51,9 @@ async def _start(
     bootstrap: list[str], tp: TopicPartition, fetch_wait_ms: int
 ) -> tuple[AIOKafkaConsumer, int]:
     """A consumer of ``tp`` from its start, and where ``tp`` ends now."""
-    consumer = _consumer(bootstrap, fetch_wait_ms)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
