@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from exchange_app.auth import KeyRing, Principal, new_key, parse_key
 from exchange_app.web import Broadcaster
 from exchange_app.wire import dumps, loads
+from tests.harness import bearer
 from tests.unit.test_web_views import JSON, SECRET, SEED, Exchange, read_events, serve
 
 
@@ -24,10 +25,6 @@ def ring_with(*keys: tuple[str, bool]) -> tuple[KeyRing, list[str]]:
         issued.append(key)
     ring.ready = True
     return ring, issued
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture()
