@@ -10,6 +10,8 @@ import asyncio
 import bisect
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from .topic_io import TopicReader
 from .watch import Watch
@@ -78,30 +80,33 @@ async def analytics_caught_up(trades: TopicReader, sma: TopicReader, watch: Watc
         watch.check(sum(len(steps) for steps in reached.values()))
 
 
-async def trade_delays(trades: TopicReader, sent_at: dict[int, float]) -> list[float]:
-    """Read ``successful_trade`` to its end; for each trade (once per instrument and seq)
-    whose aggressor was sent at ``sent_at[id]`` (s), its timestamp minus that, in ms,
-    in ascending order."""
-    delays: dict[tuple[str, int], float] = {}
-    while not await trades.caught_up():
-        for record in await trades.read():
-            trade = json.loads(record.value)
-            side = "buy_order_id" if trade.get("aggressor") == "BUY" else "sell_order_id"
-            sent = sent_at.get(trade.get(side))  # type: ignore[arg-type]
+async def _delays(
+    reader: TopicReader, sent_at: dict[int, float], origin: Callable[[dict[str, Any]], Any]
+) -> list[float]:
+    """Read ``reader`` to its end; per record ``origin`` names (once per name, the first
+    copy counts) as ``(name, order id)``, its timestamp minus ``sent_at[order id]`` (s), in
+    ms, in ascending order."""
+    delays: dict[Any, float] = {}
+    while not await reader.caught_up():
+        for record in await reader.read():
+            name, order_id = origin(json.loads(record.value))
+            sent = sent_at.get(order_id)
             if sent is not None:
-                key = (trade["instrument"], int(trade["seq"]))
-                delays.setdefault(key, record.timestamp - sent * 1000)
+                delays.setdefault(name, record.timestamp - sent * 1000)
     return sorted(delays.values())
+
+
+async def trade_delays(trades: TopicReader, sent_at: dict[int, float]) -> list[float]:
+    """Each trade of ``successful_trade`` (once per instrument and seq): its timestamp minus
+    the send time of its aggressing order."""
+
+    def origin(trade: dict[str, Any]) -> tuple[Any, Any]:
+        side = "buy_order_id" if trade.get("aggressor") == "BUY" else "sell_order_id"
+        return (trade["instrument"], int(trade["seq"])), trade.get(side)
+
+    return await _delays(trades, sent_at, origin)
 
 
 async def copy_delays(copies: TopicReader, sent_at: dict[int, float]) -> list[float]:
-    """Read the pass-through's copies to their end; for each order sent at ``sent_at[id]``
-    (s), its copy's timestamp minus that, in ms, in ascending order."""
-    delays: dict[int, float] = {}
-    while not await copies.caught_up():
-        for record in await copies.read():
-            order_id = json.loads(record.value).get("id")
-            sent = sent_at.get(order_id)  # type: ignore[arg-type]
-            if sent is not None:
-                delays.setdefault(order_id, record.timestamp - sent * 1000)
-    return sorted(delays.values())
+    """Each order's copy made by the pass-through: its timestamp minus the order's send time."""
+    return await _delays(copies, sent_at, lambda order: (order.get("id"), order.get("id")))
