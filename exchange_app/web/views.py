@@ -4,18 +4,26 @@ JSON views answer for any key from any worker: a request for a key owned by
 another worker is proxied there (one signed hop to an allowed peer, ``peers.py``).
 
 =====================================  ========================================
+who may call: anyone
 ``GET /instruments``                   every instrument: last price, volume, best bid/ask
 ``GET /orderbook/{instrument}``        ``?depth=N`` price levels per side, orders at the top
 ``GET /trades/{instrument}``           ``?limit=N`` recent trades, newest first
 ``GET /bars/{instrument}``             recent final bars and the open bar, with every SMA
 ``GET /profit/{instrument}``           window profit of the open and the last closed bar
-``GET /accounts/{account}``            positions and P&L marked to the last prices
+``GET /stream``                        Server-Sent Events: market events; with a key, its own
+``GET /health``, ``GET /``             readiness (503 until recovered), the trader dashboard
+who may call: a key (``Authorization: Bearer``), acting as its account only
 ``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
-``DELETE /orders/{id}?instrument=X``   a CANCEL by ``&account=A`` (the order's owner) → 202
-``GET /stream``                        Server-Sent Events, ``?instrument=&account=``
-``GET /health``, ``GET /metrics``      readiness (503 until recovered), Prometheus text
-``GET /``                              the trader dashboard
+``DELETE /orders/{id}?instrument=X``   a CANCEL of the key's account's order → 202
+``GET /accounts/{account}``            the key's own account (an admin key: any)
+``GET /stream?account=A``              A's events: A's key or an admin key
+``GET /whoami``                        the key's account and whether it is an admin key
+who may call: an admin key
+``GET /metrics``                       Prometheus text; also Faust's ``/table/``, ``/router/``
 =====================================  ========================================
+
+Everything else answers 401 without a key, 403 with the wrong one (``auth.py``);
+``EXCHANGE_AUTH=off`` lets anyone do anything.
 
 Market data (instruments, order book, trades, bars, profit) shows no account
 and no order id: the orders at the top of the book are quantities and times,
