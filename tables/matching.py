@@ -7,6 +7,8 @@ they live in the changelog partition *p*:
 ``o:<instrument>:<order id>``         a resting order (``RestingOrder`` snapshot)
 ``m:<instrument>``                    ``seq``/``arrival`` counters and the highest
                                       source offset applied per source partition
+``r:<instrument>:<chunk>``            ids of recent orders (``engine/recent.py``),
+                                      comma-separated: a repeated id never trades
 ====================================  =============================================
 
 The books live in memory between batches and are read from the table only
@@ -52,6 +54,7 @@ from exchange_app.engine import (
     TimeInForce,
     policy_named,
 )
+from exchange_app.engine.recent import RECENT_ORDERS
 from exchange_app.wire import execution_reports, rejection_report, trade_record
 
 from .transaction import Output, Transaction
@@ -130,6 +133,10 @@ def meta_key(instrument: str) -> str:
     return f"m:{instrument}"
 
 
+def recent_key(instrument: str, chunk: int) -> str:
+    return f"r:{instrument}:{chunk}"
+
+
 def _report_key(report: dict[str, Any]) -> str:
     # Reports are keyed by account; orders without one stay in instrument order.
     return str(report.get("account") or report.get("instrument") or "")
@@ -148,16 +155,21 @@ class MatchingState:
         table: MutableMapping[str, Any],
         policy: str,
         read: Callable[[], Iterable[tuple[str, Any]]] | None = None,
+        recent_orders: int = RECENT_ORDERS,
     ) -> None:
-        """``read``: the table's items for :meth:`load` (default ``table.items``)."""
+        """``read``: the table's items for :meth:`load` (default ``table.items``);
+        ``recent_orders``: how many order ids per instrument are never taken again."""
         self.table = table
         self.policy = policy
+        self.recent_orders = recent_orders
         self.read = read or table.items
         self.books: dict[str, OrderBook] = {}
         self.applied: dict[str, dict[str, int]] = {}
         self.stale = True
         #: counts invalidations, so that a load begun before one is not installed after it
         self.generation = 0
+        #: instruments whose recent order ids changed since :meth:`seal`, and their partition
+        self._submitted: dict[str, int] = {}
 
     def invalidate(self) -> None:
         """Forget the in-memory books: partitions moved or a batch was abandoned."""
@@ -180,6 +192,7 @@ class MatchingState:
                 execution = book.cancel(command)
             else:
                 execution = book.submit(command)
+                self._submitted[instrument] = partition
         except OrderRejected as exc:
             tx.send(_rejection(command, str(exc)))
         else:
@@ -191,10 +204,21 @@ class MatchingState:
         tx.write(self.table, partition, meta_key(instrument), meta)
         return True
 
+    def seal(self, tx: Transaction) -> None:
+        """Write the recent order ids the batch's orders added (or forgot) into ``tx``:
+        once per chunk and batch, not per order. Call it before ``tx`` is committed."""
+        for instrument, partition in self._submitted.items():
+            for chunk, ids in self.book(instrument).recent.take_changes():
+                value = ",".join(map(str, ids)) if ids else None
+                tx.write(self.table, partition, recent_key(instrument, chunk), value)
+        self._submitted.clear()
+
     def book(self, instrument: str) -> OrderBook:
         book = self.books.get(instrument)
         if book is None:
-            book = self.books[instrument] = OrderBook(instrument, policy_named(self.policy))
+            book = self.books[instrument] = OrderBook(
+                instrument, policy_named(self.policy), recent_orders=self.recent_orders
+            )
         return book
 
     def load(self) -> None:
@@ -204,6 +228,7 @@ class MatchingState:
     def install(self, loaded: Books) -> None:
         """Take books made by :meth:`read_books` as the current state."""
         self.books, self.applied = loaded
+        self._submitted.clear()  # changes of books now gone were abandoned with them
         self.stale = False
 
     def read_books(self, items: Iterable[tuple[str, Any]]) -> Books:
@@ -221,22 +246,28 @@ class MatchingState:
     def _read_books(self, items: Iterable[tuple[str, Any]]) -> Books:
         resting: dict[str, list[RestingOrder]] = defaultdict(list)
         metas: dict[str, dict[str, Any]] = {}
+        recent: dict[str, list[tuple[int, list[int]]]] = defaultdict(list)
         for key, value in items:
             if key.startswith("o:"):
                 snapshot = decode_resting(value)
                 resting[snapshot.order.instrument].append(snapshot)
             elif key.startswith("m:"):
                 metas[key[2:]] = value
+            elif key.startswith("r:"):
+                instrument, _, chunk = key[2:].rpartition(":")
+                recent[instrument].append((int(chunk), [int(i) for i in value.split(",")]))
         books, applied = {}, {}
-        for instrument in metas.keys() | resting.keys():
+        for instrument in metas.keys() | resting.keys() | recent.keys():
             meta = metas.get(instrument) or {"seq": 1, "arrival": 1, "applied": {}}
             book = books[instrument] = OrderBook(
                 instrument,
                 policy_named(self.policy),
                 next_seq=int(meta["seq"]),
                 next_arrival=int(meta["arrival"]),
+                recent_orders=self.recent_orders,
             )
             book.restore(resting[instrument])
+            book.recent.restore(recent[instrument])
             applied[instrument] = {k: int(v) for k, v in meta.get("applied", {}).items()}
         return books, applied
 

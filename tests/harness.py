@@ -125,6 +125,7 @@ def reference_outputs(
             continue
         tx = Transaction()
         state.handle(command, Source(0, offset), 0, tx)
+        state.seal(tx)
         tx.apply()
         outputs += tx.outputs
     return outputs

@@ -224,7 +224,9 @@ def _take(
 
 
 def _finished(tx: Transaction) -> Transaction:
-    """Encode each trade once, for its topic and for the analytics' packed copy; count."""
+    """Seal the books' changes into ``tx``; encode each trade once, for its topic and for
+    the analytics' packed copy; count."""
+    state.seal(tx)
     packed: dict[int, list[Packed]] = defaultdict(list)
     for index, output in enumerate(tx.outputs):
         if output.stream == "trades" and output.partition is not None:

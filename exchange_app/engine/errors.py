@@ -43,8 +43,15 @@ class OrderRejected(ExchangeError):
 
 
 class DuplicateOrderId(OrderRejected):
-    def __init__(self, order_id: int, instrument: str) -> None:
-        super().__init__(f"order id {order_id} is already resting in the {instrument} book")
+    """An order id the book holds, or one of its recent orders had (``recent.py``): the
+    first order stands, the repeat never trades."""
+
+    def __init__(self, order_id: int, instrument: str, *, resting: bool = True) -> None:
+        if resting:
+            message = f"order id {order_id} is already resting in the {instrument} book"
+        else:
+            message = f"order id {order_id} was used by a recent {instrument} order"
+        super().__init__(f"{message}: the first order stands")
 
 
 class UnknownOrder(OrderRejected):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from sortedcontainers import SortedList
 
 from .errors import DuplicateOrderId, UnknownOrder
+from .recent import RECENT_ORDERS, RecentIds
 from .types import (
     Cancel,
     Execution,
@@ -162,11 +163,14 @@ class OrderBook:
         *,
         next_seq: int = 1,
         next_arrival: int = 1,
+        recent_orders: int = RECENT_ORDERS,
     ) -> None:
         self.instrument = instrument
         self.policy = policy
         self.next_seq = next_seq
         self.next_arrival = next_arrival
+        #: the ids of the last ``recent_orders`` orders at least: none of them is taken again
+        self.recent = RecentIds(recent_orders)
         self.bids = BookSide(Side.BUY)
         self.asks = BookSide(Side.SELL)
         self._index: dict[int, _Resting] = {}
@@ -177,7 +181,10 @@ class OrderBook:
         """Match ``order`` against the book; rest, cancel or fill what is left."""
         if order.id in self._index:
             raise DuplicateOrderId(order.id, self.instrument)
+        if order.id in self.recent:
+            raise DuplicateOrderId(order.id, self.instrument, resting=False)
         fills, remaining = self.policy.match(self, order)
+        self.recent.add(order.id)
         cancelled = ZERO
         if not remaining:
             status = _FILLED

@@ -20,6 +20,7 @@ def step(state: MatchingState, command: Order | Cancel, source: Source) -> list[
     """One input in a transaction of its own, made durable at once."""
     tx = Transaction()
     state.handle(command, source, 0, tx)
+    state.seal(tx)
     tx.apply()
     return tx.outputs
 
@@ -38,7 +39,7 @@ FLOW = [
     cancel(3, account="carol"),
     cancel(3, account="carol"),
     order(4, "BUY", 1, 15, tif="IOC"),
-    order(2, "BUY", 1, 10),
+    order(5, "BUY", 1, 10),
 ]
 
 
@@ -61,11 +62,39 @@ def test_outputs_of_a_flow() -> None:
         (3, "CANCELLED"),
         (3, "REJECTED"),
         (4, "CANCELLED"),
-        (2, "ACCEPTED"),
+        (5, "ACCEPTED"),
     ]
     assert "no such order" in reports[6]["reasons"][0]
-    assert set(table) == {"m:TCS", "o:TCS:2"}
+    assert set(table) == {"m:TCS", "o:TCS:5", "r:TCS:1"}
     assert table["m:TCS"]["seq"] == 3
+
+
+def test_an_order_id_used_again_is_rejected_also_after_a_restart() -> None:
+    table: dict = {}
+    feed(MatchingState(table, "price-time"), FLOW)  # order 2 filled, order 3 was cancelled
+    for offset in (50, 51):  # a restarted worker each time: the ids come from the table
+        state = MatchingState(table, "price-time")
+        [report] = [o.value for o in step(state, order(2, "BUY", 9, 20), Source(0, offset))]
+        assert report["status"] == "REJECTED"
+        assert "order id 2 was used by a recent TCS order" in report["reasons"][0]
+    assert table["m:TCS"]["seq"] == 3  # nothing traded
+
+
+def test_forgotten_ids_leave_the_table() -> None:
+    table: dict = {}
+    state = MatchingState(table, "price-time", recent_orders=1)
+    chunk = state.book("TCS").recent.chunk
+    feed(state, [order(i, "BUY", 1, 10, tif="IOC") for i in range(1, 3 * chunk + 1)])
+    assert sorted(k for k in table if k.startswith("r:")) == ["r:TCS:2", "r:TCS:3"]
+    restarted = MatchingState(table, "price-time", recent_orders=1)
+    assert (
+        step(restarted, order(1, "BUY", 1, 10, tif="IOC"), Source(0, 10**6))[0].value["status"]
+        == "CANCELLED"
+    )
+    [report] = [
+        o.value for o in step(restarted, order(3 * chunk, "BUY", 1, 10), Source(0, 10**6 + 1))
+    ]
+    assert report["status"] == "REJECTED"
 
 
 def test_replayed_input_changes_nothing_and_sends_nothing() -> None:
@@ -100,7 +129,7 @@ def test_load_from_the_table_restores_books_and_sequences() -> None:
     restarted = MatchingState(table, "price-time")
     out = step(restarted, order(9, "SELL", 1, 10), Source(0, 100))
     trade = next(o.value for o in out if o.stream == "trades")
-    assert (trade["id"], trade["seq"]) == (2, 3)
+    assert (trade["id"], trade["seq"]) == (5, 3)
 
 
 def test_a_batch_writes_each_changed_key_once_with_its_last_value() -> None:
@@ -109,17 +138,24 @@ def test_a_batch_writes_each_changed_key_once_with_its_last_value() -> None:
     tx = Transaction()
     for offset, command in enumerate(FLOW):
         state.handle(command, Source(0, offset), 0, tx)
+    state.seal(tx)
     [(written, partition, changes)] = list(tx.tables())
     assert written is table and partition == 0
-    # order 3 rested, was filled and cancelled within the batch: one delete
+    # order 3 rested, was filled and cancelled within the batch: one delete; the ids of
+    # the batch's orders reach the table once, at the seal
     assert changes == {
         "o:TCS:1": None,
         "m:TCS": {"seq": 3, "arrival": 4, "applied": {"0": 6}},
-        "o:TCS:2": changes["o:TCS:2"],
         "o:TCS:3": None,
+        "o:TCS:5": changes["o:TCS:5"],
+        "r:TCS:1": "1,2,3,4,5",
     }
     tx.apply()
-    assert table == {"m:TCS": changes["m:TCS"], "o:TCS:2": changes["o:TCS:2"]}
+    assert table == {
+        "m:TCS": changes["m:TCS"],
+        "o:TCS:5": changes["o:TCS:5"],
+        "r:TCS:1": "1,2,3,4,5",
+    }
 
 
 @st.composite
@@ -165,6 +201,7 @@ def test_crashes_at_any_checkpoint_step_give_the_clean_run(
         tx = Transaction()
         for offset in range(committed, end):
             state.handle(commands[offset], Source(0, offset), 0, tx)
+        state.seal(tx)
         crash = rng.choice(["none", "none", "before outputs", "before state", "before commit"])
         if crash != "before outputs":
             delivered += tx.outputs

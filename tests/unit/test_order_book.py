@@ -183,6 +183,46 @@ def test_duplicate_resting_id_is_rejected_and_book_unchanged() -> None:
     assert b.get(1).remaining == 5 and b.next_seq == 1
 
 
+@pytest.mark.parametrize("how", ["filled", "cancelled", "IOC remainder", "partly filled"])
+def test_an_id_used_before_never_trades_again(how: str) -> None:
+    b = book()
+    b.submit(order(1, "SELL", 5, 15))
+    if how == "filled":
+        b.submit(order(7, "BUY", 5, 15))
+    elif how == "cancelled":
+        b.submit(order(7, "BUY", 1, 10, account="alice"))
+        b.cancel(cancel(7, account="alice"))
+    elif how == "IOC remainder":
+        b.submit(order(7, "BUY", 9, 15, tif="IOC"))
+    else:
+        b.submit(order(7, "BUY", 2, 15))
+    before = (b.resting(), b.next_seq)
+    with pytest.raises(DuplicateOrderId, match=r"order id 7 .*: the first order stands"):
+        b.submit(order(7, "SELL", 1, 1))
+    with pytest.raises(DuplicateOrderId, match="order id 7"):
+        b.submit(order(7, "BUY", 1, 99))
+    assert (b.resting(), b.next_seq) == before
+
+
+def test_recent_ids_are_remembered_for_a_bounded_horizon() -> None:
+    b = OrderBook("TCS", policy_named("price-time"), recent_orders=10)
+    count = 4 * b.recent.chunk
+    for i in range(1, count + 1):
+        b.submit(order(i, "BUY", 1, 10, tif="IOC"))  # nothing to take: cancelled at once
+    for i in range(count - 9, count + 1):  # the last 10 at least are still known
+        with pytest.raises(DuplicateOrderId):
+            b.submit(order(i, "BUY", 1, 10, tif="IOC"))
+    assert len(b.recent) < 3 * b.recent.chunk
+    assert b.submit(order(1, "BUY", 1, 10, tif="IOC")).status is Status.CANCELLED
+
+
+def test_an_order_the_policy_refuses_does_not_use_up_its_id() -> None:
+    b = book("exact")
+    with pytest.raises(UnsupportedOrder):
+        b.submit(order(1, "BUY", 1, None, type="MARKET", tif="IOC"))
+    assert b.submit(order(1, "BUY", 1, 10)).status is Status.ACCEPTED
+
+
 def test_trade_sequence_is_gapless_across_orders() -> None:
     b = book()
     for i in range(1, 6):

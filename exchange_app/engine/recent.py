@@ -1,0 +1,82 @@
+"""The ids of a book's recent orders, so that an order id used again never trades twice.
+
+A trader (or a gateway retrying a request it is unsure of) may send an order
+id again after its first order has filled or been cancelled, when it is no
+longer in the book. The book refuses such a repeat if the id is among its last
+:data:`RECENT_ORDERS` orders at least: the horizon is counted in orders per
+instrument, not in time, so it bounds memory and restart work whatever the
+flow.
+
+The ids are kept in numbered chunks of :data:`CHUNK` ids, oldest first; the
+state layer persists a chunk as one table key, so a batch rewrites only the
+chunk it added to, and a whole chunk is forgotten at once (one tombstone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["CHUNK", "RECENT_ORDERS", "RecentIds"]
+
+#: Orders per instrument whose ids a book remembers at least (after they left the book).
+RECENT_ORDERS = 100_000
+#: Ids per persisted chunk: a batch rewrites one chunk of up to this many ids per instrument.
+CHUNK = 500
+
+
+class RecentIds:
+    """The ids of at least the last ``horizon`` orders, in chunks of ``chunk`` ids."""
+
+    __slots__ = ("_chunks", "_ids", "changed", "chunk", "last", "limit")
+
+    def __init__(self, horizon: int = RECENT_ORDERS, chunk: int = CHUNK) -> None:
+        if horizon < 1 or chunk < 1:
+            raise ValueError("horizon and chunk must be positive")
+        self.chunk = chunk
+        #: chunks kept: the full ones cover the horizon, the last one is being filled
+        self.limit = -(-horizon // chunk) + 1
+        self._chunks: dict[int, list[int]] = {}  # by number, oldest first
+        self._ids: set[int] = set()
+        self.last = 0  # the number of the chunk being filled; 0: none yet
+        #: chunks added to or forgotten since the state layer last persisted them
+        self.changed: set[int] = set()
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, order_id: int) -> int | None:
+        """Remember ``order_id``; the number of the chunk this forgot, if it forgot one."""
+        current = self._chunks.get(self.last)
+        dropped = None
+        if current is None or len(current) >= self.chunk:
+            self.last += 1
+            current = self._chunks[self.last] = []
+            if len(self._chunks) > self.limit:
+                dropped = next(iter(self._chunks))
+                self._ids.difference_update(self._chunks.pop(dropped))
+                self.changed.add(dropped)
+        current.append(order_id)
+        self._ids.add(order_id)
+        self.changed.add(self.last)
+        return dropped
+
+    def ids(self, number: int) -> list[int]:
+        """The ids of chunk ``number`` (empty if it was forgotten)."""
+        return list(self._chunks.get(number, ()))
+
+    def restore(self, chunks: Iterable[tuple[int, Iterable[int]]]) -> None:
+        """Load persisted chunks (any order); the newest ``limit`` of them are kept."""
+        loaded = sorted((number, list(ids)) for number, ids in chunks)[-self.limit :]
+        self._chunks = dict(loaded)
+        self._ids = {order_id for _, ids in loaded for order_id in ids}
+        self.last = loaded[-1][0] if loaded else 0
+        self.changed.clear()
+
+    def take_changes(self) -> list[tuple[int, list[int]]]:
+        """Each chunk changed since the last call and its ids now (empty: forgotten)."""
+        changes = [(number, self.ids(number)) for number in sorted(self.changed)]
+        self.changed.clear()
+        return changes
