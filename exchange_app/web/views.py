@@ -33,6 +33,7 @@ and trades are prices and sizes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
 import secrets
@@ -87,6 +88,18 @@ SECURITY_HEADERS = {
 
 def _order_id() -> int:
     return secrets.randbits(52) or 1  # JSON-safe in JavaScript (< 2**53)
+
+
+#: A client's own order id (``client_order_id``, or the original format's ``id``).
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def exchange_order_id(account: str, client_order_id: str) -> int:
+    """The exchange's id of an account's own order id: a retry gets the same one (and the
+    book refuses it, ``engine/recent.py``), another account's equal id another one.
+    52 bits of BLAKE2b: JSON-safe; two ids meeting in one book's horizon is a reject."""
+    digest = hashlib.blake2b(f"{account}\n{client_order_id}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 12) or 1
 
 
 @dataclass
@@ -506,9 +519,19 @@ class Api:
         account = self._acting_as(principal, body.get("account"), "trades")
         if account:
             body["account"] = account
-        body.setdefault("id", self.s.new_order_id())
+        # The client's id (or none: a random one) is scoped to its account, so that a retry
+        # maps to the same order, which the book refuses, and accounts cannot collide.
+        client_id = body.pop("client_order_id", body.get("id"))
+        if client_id is None:
+            body["id"] = self.s.new_order_id()
+        elif type(client_id) not in (str, int) or not CLIENT_ORDER_ID.match(str(client_id)):
+            return _error(400, "client_order_id: 1 to 64 letters, digits or . _ : -")
+        else:
+            body["id"] = exchange_order_id(body.get("account") or "", str(client_id))
         body.setdefault("order_timestamp", self.s.clock().isoformat())
-        return await self._publish(body, "SUBMITTED")
+        if client_id is None:
+            return await self._publish(body, "SUBMITTED")
+        return await self._publish(body, "SUBMITTED", client_order_id=str(client_id))
 
     async def cancel(self, request: web.Request) -> web.Response:
         account = self._acting_as(self._require(request), request.query.get("account"), "cancels")
@@ -522,14 +545,17 @@ class Api:
             body["account"] = account
         return await self._publish(body, "CANCEL_SUBMITTED")
 
-    async def _publish(self, body: dict[str, Any], status: str) -> web.Response:
-        """Validate like the order stream does, then publish keyed by instrument."""
+    async def _publish(self, body: dict[str, Any], status: str, **answer: str) -> web.Response:
+        """Validate like the order stream does, then publish keyed by instrument; 202 with
+        the command's id, instrument, ``status`` and ``answer``."""
         try:
             command = decode_order(body)
         except InvalidOrder as exc:
             return _error(400, *exc.reasons)
         await self.s.publish(command.instrument, dumps(encode_order(command)))
-        return _json({"id": command.id, "instrument": command.instrument, "status": status}, 202)
+        return _json(
+            {"id": command.id, "instrument": command.instrument, "status": status, **answer}, 202
+        )
 
     # -- live push ---------------------------------------------------------------------------
 

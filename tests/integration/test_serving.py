@@ -51,8 +51,12 @@ async def wait_for_split(
     raise TimeoutError("the two workers did not share the partitions")
 
 
-def reported(order_id: int) -> Any:
-    return lambda events: any(e["order_id"] == order_id for e in events)
+def reported(order_id: int, times: int = 1) -> Any:
+    return lambda events: sum(e["order_id"] == order_id for e in events) >= times
+
+
+def sold(order_id: int) -> Any:
+    return lambda trades: any(t["id_sell"] == order_id for t in trades)
 
 
 def orders() -> list[dict[str, Any]]:
@@ -112,7 +116,7 @@ async def test_every_view_answers_for_every_key_from_either_worker(
 
         # an order entered on one worker trades on whichever owns its instrument, for the
         # key's account only
-        for url in urls:
+        for n, url in enumerate(urls):
             instrument = INSTRUMENTS[0]
             _, book = await fetch(session, f"{url}/orderbook/{instrument}")
             order = {
@@ -121,6 +125,7 @@ async def test_every_view_answers_for_every_key_from_either_worker(
                 "quantity": 1,
                 "price": book["best_bid"],
                 "account": ACCOUNTS[0],
+                "client_order_id": f"sell-{n}",
             }
             async with session.post(f"{url}/orders", json=order) as response:
                 assert response.status == 403  # the admin key is not ACCOUNTS[0]'s
@@ -128,6 +133,16 @@ async def test_every_view_answers_for_every_key_from_either_worker(
                 assert response.status == 403  # nor may a trader read another account
             async with session.post(f"{url}/orders", json=order, headers=trader) as response:
                 assert response.status == 202
-                order_id = (await response.json())["id"]
+                answer = await response.json()
+                order_id = answer["id"]
             events = await consume(first, "events", until=reported(order_id))
             assert [e["status"] for e in events if e["order_id"] == order_id] == ["FILLED"]
+            # a retry of the filled order, from the other worker: the first answer, no trade
+            async with session.post(f"{urls[1 - n]}/orders", json=order, headers=trader) as again:
+                assert (again.status, await again.json()) == (202, answer)
+            events = await consume(first, "events", until=reported(order_id, times=2))
+            mine = [e for e in events if e["order_id"] == order_id]
+            assert [e["status"] for e in mine] == ["FILLED", "REJECTED"]
+            assert "the first order stands" in mine[1]["reasons"][0]
+            trades = await consume(first, "trades", until=sold(order_id))
+            assert sum(t["id_sell"] == order_id for t in trades) == 1

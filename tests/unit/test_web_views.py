@@ -17,7 +17,12 @@ from exchange_app.metrics import Metrics
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
 from exchange_app.web.peers import MAX_SKEW_SECONDS, ROUTED, allowed_peer, sign, verify
-from exchange_app.web.views import LOOPBACK, MAX_BODY_BYTES, SECURITY_HEADERS
+from exchange_app.web.views import (
+    LOOPBACK,
+    MAX_BODY_BYTES,
+    SECURITY_HEADERS,
+    exchange_order_id,
+)
 from exchange_app.wire import PUBLIC_TRADE_FIELDS, decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
 from tables.matching import MatchingState, Source
@@ -202,13 +207,51 @@ JSON = {"Content-Type": "application/json"}
 async def test_post_order_publishes_it_keyed_by_instrument(client, exchange) -> None:
     response = await client.post("/orders", data=dumps(SEED), headers=JSON)
     assert response.status == 202
+    # the body's id is the client's own: the exchange's id is made from it and the account
+    exchange_id = exchange_order_id("", "1000001")
     assert loads(await response.read()) == {
-        "id": 1000001,
+        "id": exchange_id,
+        "client_order_id": "1000001",
         "instrument": "TCS",
         "status": "SUBMITTED",
     }
     key, order = exchange.published[-1]
-    assert key == "TCS" and decode_order(order) == decode_order(dumps(SEED))
+    assert key == "TCS"
+    assert decode_order(order) == decode_order(dumps({**SEED, "id": exchange_id}))
+
+
+async def test_a_retried_order_gets_the_first_answer_and_the_same_id(client, exchange) -> None:
+    """The book refuses the second copy (``test_matching_state.py``): it never trades."""
+    body = {k: v for k, v in SEED.items() if k != "id"}
+    answers = []
+    for _ in range(2):
+        posted = await client.post(
+            "/orders", data=dumps({**body, "client_order_id": "a-1"}), headers=JSON
+        )
+        answers.append((posted.status, loads(await posted.read())))
+    assert answers[0] == answers[1]
+    assert answers[0][1]["id"] == exchange.published[-1][1]["id"] == exchange.published[-2][1]["id"]
+    other = await client.post(
+        "/orders", data=dumps({**body, "client_order_id": "a-2"}), headers=JSON
+    )
+    assert loads(await other.read())["id"] != answers[0][1]["id"]
+
+
+def test_order_ids_are_scoped_per_account() -> None:
+    ids = {exchange_order_id(account, "1") for account in ("alice", "bob", "")}
+    assert len(ids) == 3 and all(0 < i < 2**53 for i in ids)
+    assert exchange_order_id("alice", "1") == exchange_order_id("alice", "1")
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 65, "a b", "ü", True, 1.5, {"a": 1}, [1]])
+async def test_a_bad_client_order_id_is_refused(client, exchange, client_id) -> None:
+    body = {k: v for k, v in SEED.items() if k != "id"}
+    response = await client.post(
+        "/orders", data=dumps({**body, "client_order_id": client_id}), headers=JSON
+    )
+    assert response.status == 400
+    assert loads(await response.read())["errors"][0].startswith("client_order_id:")
+    assert not exchange.published
 
 
 async def test_post_order_without_id_gets_one(client, exchange) -> None:
