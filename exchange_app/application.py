@@ -29,6 +29,7 @@ from .broker.epoch import EPOCH_FILE, broker_epoch, reconcile_local_state
 from .broker.offsets import Transport
 from .broker.restore import restore_changelogs
 from .broker.watch import EX_TEMPFAIL, BrokerLost, request_restart
+from .connection import faust_credentials
 from .settings import Settings, get_settings
 
 __all__ = ["ExchangeApp", "app", "create_app", "faust_options"]
@@ -151,6 +152,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_max_batch_size": settings.producer_batch_bytes,
         "producer_max_request_size": 4 * settings.producer_batch_bytes,
     }
+    credentials = faust_credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
     if settings.embedded_broker:
         # Tansu lets a member join only after about half the session timeout.
         options |= {

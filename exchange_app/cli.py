@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from .connection import client_options
 from .settings import Settings, get_settings
 
 __all__ = ["main"]
@@ -94,7 +95,10 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
         wait,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=5
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_idempotence=False,
+        linger_ms=5,
+        **client_options(settings),
     )
     await producer.start()
     sent = 0

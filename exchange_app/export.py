@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from .broker.offsets import true_end_offsets
+from .connection import client_options
 from .settings import Settings
 from .wire import SEED_TIME_FORMAT, loads, parse_time
 
@@ -48,7 +49,9 @@ async def read_topic(
     bootstrap: list[str], topic: str, timeout: float = 60.0
 ) -> list[dict[str, Any]]:
     """Every JSON record of ``topic`` from the earliest offset to its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options()
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

@@ -42,6 +42,7 @@ from tables.declarations import inputs_table, matching_table
 from .agents.batches import pipeline
 from .agents.matching import books_lock, match_orders, order_position
 from .application import app
+from .connection import client_options
 from .metrics import metrics
 from .packing import Packed
 
@@ -84,6 +85,7 @@ def _consumer() -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_wait_ms or 500,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options(settings),
     )
 
 

@@ -23,6 +23,7 @@ from aiokafka.structs import TopicPartition
 from .auth import KeyRing, new_key
 from .broker.admin import ensure_topics
 from .broker.offsets import true_end_offsets
+from .connection import client_options
 from .wire import dumps, loads
 
 __all__ = ["add_key", "ensure_key_topic", "follow_keys", "read_keys", "revoke_keys"]
@@ -52,7 +53,10 @@ async def _start(
 ) -> tuple[AIOKafkaConsumer, int]:
     """A consumer of ``tp`` from its start, and where ``tp`` ends now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_wait_ms,
+        **client_options(),
     )
     await consumer.start()
     try:
@@ -95,7 +99,7 @@ async def follow_keys(ring: KeyRing, bootstrap: list[str], topic: str, fetch_wai
 
 
 async def _send(bootstrap: list[str], topic: str, records: list[tuple[str, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **client_options())
     await producer.start()
     try:
         sent = [

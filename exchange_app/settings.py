@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -35,6 +35,23 @@ class Settings(BaseSettings):
         "(it answers a fetch only when it next looks, up to half the wait after records "
         "arrive) and Faust's 1500 on Kafka.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every client of the exchange (Faust and the plain ones) connects to "
+        "the broker: SSL is TLS, SASL_SSL is TLS with a user and password.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."
+    )
+    kafka_username: str | None = Field(None, description="SASL user name.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificates (PEM) to check the broker with; default: the system's."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="Client certificate (PEM), where the broker wants TLS client auth."
+    )
+    kafka_ssl_keyfile: Path | None = Field(None, description="The client certificate's key (PEM).")
     app_id: str = Field("exchange", description="Faust app id: consumer group and topic prefix.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic the worker creates.")
     replication: int = Field(1, ge=1, description="Replication factor of created topics.")
@@ -139,6 +156,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Commit input offsets at least every N messages.",
     )
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_username and self.kafka_password):
+            raise ValueError(
+                f"EXCHANGE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "EXCHANGE_KAFKA_USERNAME and EXCHANGE_KAFKA_PASSWORD"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("EXCHANGE_KAFKA_SSL_CERTFILE and _KEYFILE go together")
+        return self
 
     @field_validator("spread_instruments", "peer_hosts", mode="before")
     @classmethod

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from ..connection import client_options
+
 __all__ = ["ensure_topics"]
 
 
@@ -24,7 +26,7 @@ async def ensure_topics(
     A producer that connects before the worker would otherwise get the broker's
     auto-created default partition count.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
     await admin.start()
     try:
         wanted = list(dict.fromkeys(names))

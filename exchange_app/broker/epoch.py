@@ -24,6 +24,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from ..connection import client_options
 from .admin import ensure_topics
 from .offsets import true_end_offsets
 
@@ -66,13 +67,17 @@ async def broker_epoch(
     """The broker's epoch: the first record of ``topic``, written now if there is none."""
     await ensure_topics(bootstrap, [topic], partitions=1, replication=replication)
     tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options()
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
         epoch = await _first_record(consumer, tp, timeout)
         if epoch is None:
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, enable_idempotence=False, **client_options()
+            )
             await producer.start()
             try:
                 await producer.send_and_wait(topic, uuid.uuid4().hex.encode(), partition=0)
@@ -108,7 +113,7 @@ class EpochProbe:
         try:
             if self.consumer is None:
                 consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self.bootstrap, enable_auto_commit=False
+                    bootstrap_servers=self.bootstrap, enable_auto_commit=False, **client_options()
                 )
                 await consumer.start()
                 consumer.assign([self.tp])

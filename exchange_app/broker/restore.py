@@ -29,6 +29,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from ..checkpoint import ChangelogEvent, ChangelogMessage, same
+from ..connection import client_options
 from .offsets import true_end_offsets
 
 __all__ = ["restore_changelogs"]
@@ -57,6 +58,7 @@ async def restore_changelogs(
         fetch_max_wait_ms=fetch_wait_ms,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **client_options(),
     )
     await consumer.start()
     started, applied = time.monotonic(), 0

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from exchange_app.broker.offsets import true_end_offsets
+from exchange_app.connection import client_options
 from exchange_app.wire import dumps, loads, public_trade
 
 __all__ = ["Broadcaster", "Event"]
@@ -155,6 +156,7 @@ class Broadcaster:
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=fetch_wait_ms or 100,  # push latency: never sit on new events
+            **client_options(),
         )
         reads = (
             token_bucket.Limiter(1 / interval, FEED_BURST, token_bucket.MemoryStorage())
