@@ -183,7 +183,7 @@ def keys() -> None:
 
 
 def _account(account: str) -> str:
-    from .web.views import ACCOUNT
+    from .web.answers import ACCOUNT
 
     if not ACCOUNT.match(account):
         raise click.BadParameter(f"{account!r} is not an account name", param_hint="ACCOUNT")

@@ -10,6 +10,13 @@ key added or revoked on any machine takes effect on every worker within a
 fetch. Until a worker has read the topic to its end, requests that need a key
 answer 503 rather than 401. A revoked key is a tombstone, which compaction
 keeps until it has removed the record it revokes.
+
+Why not a Faust ``GlobalTable``: keys are written by ``exchange keys``, a
+process outside the worker, straight to the topic, and a global table fed that
+way does not reach every worker (faust-streaming/faust#283, robinhood/faust#541:
+only some instances apply the records). A global table would also hold each
+worker's recovery (and ``/health``) until the keys are read, where this reader
+holds only the requests that need a key.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The serving layer: JSON views, order entry, live push and the trader dashboard."""
 
 from .broadcast import Broadcaster, Event
-from .views import ROUTED, Api, Services, install
+from .peers import ROUTED
+from .views import Api, Services, install
 
 __all__ = ["ROUTED", "Api", "Broadcaster", "Event", "Services", "install"]

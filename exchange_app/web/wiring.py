@@ -17,6 +17,7 @@ from exchange_app.metrics import metrics
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.topics import orders
 from tables.declarations import matching_table, positions_table
+from tables.query import StateQuery
 
 from .broadcast import Broadcaster
 from .views import Services
@@ -99,11 +100,7 @@ metrics.lag_source = _lag
 
 def services() -> Services:
     return Services(
-        matching=state,
-        bars=bars,
-        profits=profits,
-        ledger=ledger,
-        tape=tape,
+        query=StateQuery(state, bars, profits, ledger, tape),
         broadcaster=broadcaster,
         metrics=metrics,
         publish=_publish,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from exchange_app.web.views import (
 from exchange_app.wire import PUBLIC_TRADE_FIELDS, decode_order, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, fills_of
 from tables.matching import MatchingState, Source
+from tables.query import StateQuery
 from tables.tape import TradeTape
 from tables.transaction import Transaction
 from tests.factories import handled
@@ -66,11 +68,7 @@ class Exchange:
             self.published.append((key, loads(raw)))
 
         return Services(
-            matching=self.matching,
-            bars=self.bars,
-            profits=self.profits,
-            ledger=self.ledger,
-            tape=self.tape,
+            query=StateQuery(self.matching, self.bars, self.profits, self.ledger, self.tape),
             broadcaster=overrides.pop("broadcaster", Broadcaster()),
             metrics=Metrics(),
             publish=publish,
@@ -541,3 +539,40 @@ async def test_views_answer_503_while_the_books_are_restored_and_never_rebuild_t
         assert exchange.matching.stale and exchange.matching.books is books
     finally:
         await client.close()
+
+
+async def test_the_views_read_plain_values_that_cannot_change_the_state(
+    exchange: Exchange,
+) -> None:
+    """What the query answers is built anew each time: changing it changes nothing."""
+    query = exchange.services().query
+    first = [
+        query.instruments(),
+        query.orderbook("TCS", 5),
+        query.trades("TCS", 10),
+        query.bars("TCS"),
+        query.profit("TCS"),
+        query.account("alice", {}),
+    ]
+    before = loads(dumps(first))
+
+    def vandalize(value: Any) -> None:
+        children = value.values() if isinstance(value, dict) else value
+        for child in list(children):
+            if isinstance(child, dict | list):
+                vandalize(child)
+        value.clear()
+
+    assert before[3]["bars"] and before[5]["positions"]  # nested answers are covered
+    vandalize(first)
+    again = [
+        query.instruments(),
+        query.orderbook("TCS", 5),
+        query.trades("TCS", 10),
+        query.bars("TCS"),
+        query.profit("TCS"),
+        query.account("alice", {}),
+    ]
+    assert loads(dumps(again)) == before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        query.matching = MatchingState({}, "price-time")  # type: ignore[misc]

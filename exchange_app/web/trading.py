@@ -1,0 +1,122 @@
+"""Order entry: ``POST /orders`` and ``DELETE /orders/{id}``, for a key's own account.
+
+An order is validated like the order stream validates it and published to its
+instrument's home partition; the answer (202) says it was sent, the execution
+reports on ``/stream`` say what it did.
+
+A client names its order with its own ``client_order_id`` (or the original
+format's ``id``). The exchange's order id is made from it and the account, so
+a retry gets the same id, which the book refuses (``engine/recent.py``), and
+two accounts' equal ids never meet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from exchange_app.engine import InvalidOrder
+from exchange_app.wire import decode_order, dumps, encode_order, loads
+
+from .answers import error, json
+from .gate import Gate
+
+__all__ = ["CLIENT_ORDER_ID", "MAX_BODY_BYTES", "TradingViews", "exchange_order_id", "random_id"]
+
+#: The largest request body the API reads (an order is a few hundred bytes): larger is 413.
+MAX_BODY_BYTES = 16_384
+#: A client's own order id (``client_order_id``, or the original format's ``id``).
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def random_id() -> int:
+    return secrets.randbits(52) or 1  # JSON-safe in JavaScript (< 2**53)
+
+
+def exchange_order_id(account: str, client_order_id: str) -> int:
+    """The exchange's id of an account's own order id: a retry gets the same one (and the
+    book refuses it, ``engine/recent.py``), another account's equal id another one.
+    52 bits of BLAKE2b: JSON-safe; two ids meeting in one book's horizon is a reject."""
+    digest = hashlib.blake2b(f"{account}\n{client_order_id}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 12) or 1
+
+
+class TradingViews:
+    def __init__(
+        self,
+        gate: Gate,
+        publish: Callable[[str, bytes], Awaitable[None]],
+        clock: Callable[[], datetime],
+        new_order_id: Callable[[], int] = random_id,
+    ) -> None:
+        self.gate = gate
+        self.publish = publish
+        self.clock = clock
+        self.new_order_id = new_order_id
+
+    async def submit(self, request: web.Request) -> web.Response:
+        principal = self.gate.require(request)
+        # A form on another site can post text/plain through a trader's browser, never
+        # application/json without a CORS preflight, which this server does not grant.
+        if request.content_type != "application/json":
+            return error(415, "Content-Type: expected application/json")
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return error(413, f"body: over {MAX_BODY_BYTES} bytes")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            return error(413, f"body: over {MAX_BODY_BYTES} bytes")
+        try:
+            body = loads(raw)
+        except RecursionError:
+            return error(400, "body: not JSON: nested too deeply")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error(400, f"body: not JSON: {exc}")
+        if not isinstance(body, dict):
+            return error(400, f"body: expected a JSON object, got {type(body).__name__}")
+        account = self.gate.acting_as(principal, body.get("account"), "trades")
+        if account:
+            body["account"] = account
+        # The client's id (or none: a random one) is scoped to its account, so that a retry
+        # maps to the same order, which the book refuses, and accounts cannot collide.
+        client_id = body.pop("client_order_id", body.get("id"))
+        if client_id is None:
+            body["id"] = self.new_order_id()
+        elif type(client_id) not in (str, int) or not CLIENT_ORDER_ID.match(str(client_id)):
+            return error(400, "client_order_id: 1 to 64 letters, digits or . _ : -")
+        else:
+            body["id"] = exchange_order_id(body.get("account") or "", str(client_id))
+        body.setdefault("order_timestamp", self.clock().isoformat())
+        if client_id is None:
+            return await self._publish(body, "SUBMITTED")
+        return await self._publish(body, "SUBMITTED", client_order_id=str(client_id))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        principal = self.gate.require(request)
+        account = self.gate.acting_as(principal, request.query.get("account"), "cancels")
+        body = {
+            "action": "CANCEL",
+            "id": request.match_info["id"],
+            "instrument": request.query.get("instrument"),
+            "order_timestamp": self.clock().isoformat(),
+        }
+        if account:  # only the order's owner cancels it (the engine checks)
+            body["account"] = account
+        return await self._publish(body, "CANCEL_SUBMITTED")
+
+    async def _publish(self, body: dict[str, Any], status: str, **answer: str) -> web.Response:
+        """Validate like the order stream does, then publish keyed by instrument; 202 with
+        the command's id, instrument, ``status`` and ``answer``."""
+        try:
+            command = decode_order(body)
+        except InvalidOrder as exc:
+            return error(400, *exc.reasons)
+        await self.publish(command.instrument, dumps(encode_order(command)))
+        return json(
+            {"id": command.id, "instrument": command.instrument, "status": status, **answer}, 202
+        )

@@ -1,0 +1,175 @@
+"""What the agents' state answers to readers: plain values, never the live objects.
+
+The web views get a :class:`StateQuery`, not the books, windows, ledger and
+tape themselves: every method builds new dicts and lists, so nothing a reader
+holds can change the agents' state, and no reader can rebuild or replace the
+books. While the books are being restored every books question raises
+:class:`NotReady` (a view answers 503).
+
+Market answers carry no account and no order id: the orders at the top of a
+book are quantities and times, trades are :func:`~exchange_app.wire.public_trade`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from exchange_app.engine import OrderBook
+from exchange_app.engine.order_book import BookSide
+from exchange_app.engine.profit import window_profit
+from exchange_app.wire import public_trade
+
+from .analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, pnl_record
+from .matching import MatchingState
+from .tape import TradeTape
+
+__all__ = ["NotReady", "StateQuery"]
+
+#: Resting orders listed at the best level of each side.
+TOP_ORDERS = 10
+
+
+class NotReady(Exception):
+    """The books are being restored: ask again shortly."""
+
+
+@dataclass(frozen=True)
+class StateQuery:
+    """Read-only questions to one worker's matching and analytics state."""
+
+    matching: MatchingState
+    bar_windows: BarsAnalytics
+    profit_windows: ProfitAnalytics
+    ledger: PnlLedger
+    tape: TradeTape
+
+    def _books(self) -> dict[str, OrderBook]:
+        if self.matching.stale:
+            raise NotReady("the order books are being restored")
+        return self.matching.books
+
+    def knows(self, instrument: str) -> bool:
+        """Whether this worker has a book or trades of ``instrument``."""
+        return instrument in self._books() or self.tape.head(instrument) is not None
+
+    # -- market data ------------------------------------------------------------------------
+
+    def instruments(self) -> list[dict[str, Any]]:
+        """Each local instrument: last price, volume, trades, best bid and ask, depth."""
+        books = self._books()
+        rows = []
+        for instrument in sorted(books):
+            book = books[instrument]
+            head = self.tape.head(instrument) or {}
+            rows.append(
+                {
+                    "instrument": instrument,
+                    "last_price": head.get("last_price"),
+                    "volume": head.get("volume", Decimal(0)),
+                    "trades": head.get("trades", 0),
+                    "best_bid": book.best_bid(),
+                    "best_ask": book.best_ask(),
+                    "resting_orders": len(book),
+                }
+            )
+        return rows
+
+    def orderbook(self, instrument: str, depth: int) -> dict[str, Any] | None:
+        """``depth`` levels a side and the orders at the top; None for an unknown book."""
+        book = self._books().get(instrument)
+        if book is None:
+            return None
+        return {
+            "instrument": instrument,
+            "best_bid": book.best_bid(),
+            "best_ask": book.best_ask(),
+            "bids": _levels(book.bids, depth),
+            "asks": _levels(book.asks, depth),
+            "top": {"bids": _top(book.bids), "asks": _top(book.asks)},
+            "resting_orders": len(book),
+            "next_seq": book.next_seq,
+        }
+
+    def trades(self, instrument: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` trades, newest first, without who traded."""
+        return [public_trade(trade) for trade in self.tape.recent(instrument, limit)]
+
+    def bars(self, instrument: str) -> dict[str, Any]:
+        """Recent final bars, the open bar and every SMA."""
+        window = self.bar_windows.window(instrument)
+        current = window.open_bar
+        return {
+            "bar_seconds": self.bar_windows.bar_seconds,
+            "windows": list(self.bar_windows.windows),
+            "bars": copy.deepcopy(
+                self.tape.history(instrument, current.start.isoformat() if current else None)
+            ),
+            "open": None
+            if current is None
+            else self.bar_windows.record(instrument, window, current, False),
+        }
+
+    def profit(self, instrument: str) -> dict[str, Any]:
+        """Window profit of the open and of the last closed bar."""
+        window = self.profit_windows.window(instrument)
+        n = self.profit_windows.windows[0]
+
+        def record(bar: Any) -> dict[str, Any] | None:
+            if bar is None:
+                return None
+            figures = window_profit(window, bar, n)
+            return {
+                "bar_start": bar.start.isoformat(),
+                "opening_price": figures.opening_price,
+                "closing_price": figures.closing_price,
+                "profit": figures.profit,
+            }
+
+        return {
+            "window": n,
+            "current": record(window.open_bar),
+            "previous": record(window.closed[-1] if window.closed else None),
+        }
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def account(self, account: str, marks: Mapping[str, Decimal | None]) -> dict[str, Any] | None:
+        """Positions and P&L of ``account`` at ``marks`` (last prices by instrument; an
+        instrument without one is marked at the account's last fill); None if unknown."""
+        instruments = self.ledger.instruments(account)
+        if not instruments:
+            return None
+        zero = Decimal(0)
+        totals = {"realized": zero, "unrealized": zero, "total": zero}
+        positions = []
+        for instrument in instruments:
+            position = self.ledger.position(account, instrument)
+            mark = marks.get(instrument)
+            if mark is None:
+                mark = position.lots[-1].price if position.lots else zero
+            record = pnl_record(account, instrument, position, Decimal(mark))
+            positions.append(record)
+            for key in totals:
+                totals[key] += record[key]
+        return {"account": account, "positions": positions, **totals}
+
+
+def _levels(side: BookSide, depth: int) -> list[dict[str, Any]]:
+    return [
+        {"price": level.price, "quantity": level.quantity, "orders": level.count}
+        for level in side.depth(depth)
+    ]
+
+
+def _top(side: BookSide) -> list[dict[str, Any]]:
+    level = side.best()
+    if level is None:
+        return []
+    return [
+        {"quantity": r.remaining, "timestamp": r.order.timestamp.isoformat()}
+        for r in list(level.live_orders())[:TOP_ORDERS]
+    ]
