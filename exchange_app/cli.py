@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +167,30 @@ def produce(
 
 
 @main.command()
-@click.argument("file", type=click.File("rb"))
+@click.argument("file", type=click.File("rb"), required=False)
+@click.option(
+    "--archive-date",
+    default=None,
+    help="Replay the orders the archive holds for this day (YYYY-MM-DD) instead of FILE.",
+)
 @click.option("--rate", default=0.0, help="Orders per second; 0 = as fast as possible.")
 @click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for the broker.")
-def replay(file: Any, rate: float, wait: float) -> None:
-    """Publish a JSON-lines file of orders, in order, keyed by instrument."""
-    lines = (line.rstrip(b"\r\n") for line in file)
-    sent = asyncio.run(_publish((line for line in lines if line.strip()), rate, wait))
+def replay(file: Any, archive_date: str | None, rate: float, wait: float) -> None:
+    """Publish a JSON-lines file of orders (or a day of the archive), in order, keyed by
+    instrument, to the orders topic of EXCHANGE_APP_ID's exchange."""
+    if archive_date is not None:
+        from .archive import archived_orders, open_archive
+
+        day = date.fromisoformat(archive_date)
+        orders: Iterable[dict[str, Any] | bytes] = archived_orders(
+            open_archive(get_settings().archive), day
+        )
+    elif file is not None:
+        lines = (line.rstrip(b"\r\n") for line in file)
+        orders = (line for line in lines if line.strip())
+    else:
+        raise click.UsageError("give a FILE or --archive-date")
+    sent = asyncio.run(_publish(orders, rate, wait))
     click.echo(f"sent {sent} orders", err=True)
 
 
@@ -256,7 +273,8 @@ def _demo_keys(settings: Settings, accounts: list[str]) -> None:
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, dir_okay=False), default=None)
 def up(procfile: str | None) -> None:
-    """Run broker, worker and a demo producer together (the Procfile); Ctrl-C stops all."""
+    """Run broker, worker, a demo producer and the archiver together (the Procfile);
+    Ctrl-C stops all."""
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
 
@@ -489,13 +507,87 @@ def latency(url: str | None, count: int, instrument: str, key: str) -> None:
 
 
 @main.command()
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default="export")
-def export(out: Path) -> None:
+@click.option(
+    "--out", default="export", show_default=True, help="A directory, or an s3:// or hdfs:// URL."
+)
+@click.option(
+    "--from-archive", is_flag=True, help="Read the Parquet archive instead of the topics."
+)
+def export(out: str, from_archive: bool) -> None:
     """Write successful_orders.csv, sma_calc.csv and profit_calc.csv from the topics."""
     from .export import export as export_csv
+    from .export import export_archive
 
-    for name, rows in asyncio.run(export_csv(get_settings(), out)).items():
-        click.echo(f"{out / name}: {rows} rows")
+    settings = get_settings()
+    if from_archive:
+        written = export_archive(settings, out)
+    else:
+        written = asyncio.run(export_csv(settings, out))
+    for name, rows in written.items():
+        click.echo(f"{out.rstrip('/')}/{name}: {rows} rows")
+
+
+@main.command()
+@click.option("--url", default=None, help="Archive root  [default: EXCHANGE_ARCHIVE_URL]")
+@click.option(
+    "--until-end", is_flag=True, help="Stop once the topics' ends at the start are archived."
+)
+@click.option(
+    "--compact",
+    "compact_files",
+    is_flag=True,
+    help="Merge small files instead of archiving (daily, from the Airflow DAG).",
+)
+def archive(url: str | None, until_end: bool, compact_files: bool) -> None:
+    """Follow the public topics into Hive-partitioned Parquet, each record once."""
+    from .archive import Archiver, compact, open_archive
+
+    settings = get_settings()
+    target = open_archive(url or settings.archive)
+    if compact_files:
+        for name, (merged, written) in compact(target).items():
+            click.echo(f"{name}: {merged} files merged into {written}")
+        return
+    archived = asyncio.run(Archiver(settings, target).run(until_end=until_end))
+    click.echo(f"archived {archived} records into {target.root}", err=True)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--url", default=None, help="Archive root  [default: EXCHANGE_ARCHIVE_URL]")
+def query(sql: str, url: str | None) -> None:
+    """Run SQL (DuckDB) over the archive: orders, trades, events, sma, profit, pnl, dlq.
+
+    Example: exchange query "SELECT date, instrument, sum(price * quantity) / sum(quantity)
+    AS vwap FROM trades GROUP BY ALL ORDER BY ALL"
+    """
+    import pandas as pd
+
+    from .archive import open_archive
+    from .archive import query as run_query
+
+    frame = run_query(open_archive(url or get_settings().archive), sql)
+    with pd.option_context("display.max_rows", 500, "display.width", 200):
+        click.echo(frame.to_string(index=False))
+
+
+@main.command()
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    help="A worker's web address whose /health must answer 200 (repeatable).",
+)
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per check.")
+def check(workers: tuple[str, ...], timeout: float) -> None:
+    """Start-of-day checks: broker reachable, topics present, workers healthy."""
+    from .checks import run_checks
+
+    results = asyncio.run(run_checks(get_settings(), workers, timeout))
+    for passed, what in results:
+        click.echo(f"{'ok  ' if passed else 'FAIL'} {what}")
+    if not all(passed for passed, _ in results):
+        raise SystemExit(1)
 
 
 @main.command()

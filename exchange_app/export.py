@@ -135,15 +135,38 @@ def build_frames(
     return frames
 
 
-async def export(settings: Settings, out: Path) -> dict[str, int]:
+async def export(settings: Settings, out: Path | str) -> dict[str, int]:
     """Write the three CSV files into ``out``; return the rows written per file."""
     bootstrap = settings.bootstrap_servers
     trades = await read_topic(bootstrap, settings.trades_topic)
     sma = await read_topic(bootstrap, settings.sma_topic)
     profit = await read_topic(bootstrap, settings.profit_topic)
-    out.mkdir(parents=True, exist_ok=True)
+    return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
+
+
+def export_archive(settings: Settings, out: Path | str) -> dict[str, int]:
+    """The same files from the Parquet archive (``archive.py``) instead of the topics."""
+    from .archive import datasets, open_archive, records
+
+    archive = open_archive(settings.archive)
+    named = {d.name: d for d in datasets()}
+    trades, sma, profit = (records(archive, named[n]) for n in ("trades", "sma", "profit"))
+    return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
+
+
+def _write(frames: dict[str, pd.DataFrame], out: Path | str) -> dict[str, int]:
+    """Write ``frames`` as CSV files into ``out``: a directory, or a URL pyarrow knows
+    (``s3://…``, ``hdfs://…``), e.g. beside the archive."""
+    import pyarrow.fs as pafs
+
+    if "://" in str(out):
+        filesystem, root = pafs.FileSystem.from_uri(str(out))
+    else:
+        filesystem, root = pafs.LocalFileSystem(), str(Path(out).absolute())
+    filesystem.create_dir(root, recursive=True)
     rows = {}
-    for name, frame in build_frames(trades, sma, profit, settings.sma_bars[0]).items():
-        frame.to_csv(out / name, index=False)
+    for name, frame in frames.items():
+        with filesystem.open_output_stream(f"{root}/{name}") as stream:
+            stream.write(frame.to_csv(index=False).encode())
         rows[name] = len(frame)
     return rows

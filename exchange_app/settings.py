@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="RocksDB tables and worker state.")
     web_host: str = Field("127.0.0.1", description="Address the web server binds to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web server.")
+    web_advertised_host: str | None = Field(
+        None,
+        description="The host other workers reach this one's web server at (its pod or "
+        "container name); default web_host. Bind to 0.0.0.0 and advertise a name.",
+    )
     auth: bool = Field(
         True,
         description="Require API keys for trading and private views (exchange keys add). "
@@ -150,6 +155,23 @@ class Settings(BaseSettings):
         description="Under a steady flow the live feed reads the output topics once per this "
         "interval (after a quiet spell, up to 10 reads at once). A reader that fetches as "
         "fast as records come costs the broker one fetch per output batch.",
+    )
+    archive_url: str | None = Field(
+        None,
+        description="Where exchange archive writes Parquet: a path, s3://bucket/prefix or "
+        "hdfs://host/path; default <data dir>/archive.",
+    )
+    archive_flush_records: int = Field(
+        10_000, ge=1, description="Records of one source partition the archive writes at once."
+    )
+    archive_flush_seconds: float = Field(
+        5.0, gt=0, description="The longest a record waits before the archive writes it."
+    )
+    archive_commit_pause_ms: int = Field(
+        0,
+        ge=0,
+        description="A pause between writing an archive batch and committing it: for crash "
+        "tests only, so that a kill lands mid-write.",
     )
     commit_every: int = Field(
         10_000,
@@ -198,6 +220,11 @@ class Settings(BaseSettings):
         if self.fetch_max_wait_ms is not None:
             return self.fetch_max_wait_ms
         return 20 if self.embedded_broker else None
+
+    @property
+    def archive(self) -> str:
+        """The archive's URL or path (``archive.py``)."""
+        return self.archive_url or str(self.data_dir / "archive")
 
     @property
     def keys_topic(self) -> str:
