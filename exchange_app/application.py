@@ -143,7 +143,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_every": settings.commit_every,
         "consumer_auto_offset_reset": "earliest",
         "web_bind": settings.web_host,
-        "web_host": settings.web_host,
+        "web_host": settings.web_advertised_host or settings.web_host,
         "web_port": settings.web_port,
         "web_in_thread": False,
         "table_standby_replicas": 1,
