@@ -26,7 +26,7 @@ try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:
     from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])  # examples: AIRFLOW__CORE__LOAD_EXAMPLES=False
 print(json.dumps({
     "errors": {str(k): str(v) for k, v in bag.import_errors.items()},
     "dags": {
@@ -53,12 +53,12 @@ def airflow_python() -> Path:
     marker = VENV / ".installed"
     if not marker.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        subprocess.run(
+        installed = subprocess.run(
             [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              *PACKAGES],
-            check=True,
-            timeout=900,
+            capture_output=True, text=True, timeout=900,
         )  # fmt: skip
+        assert installed.returncode == 0, installed.stderr[-4000:]
         marker.write_text("\n".join(PACKAGES))
     return PYTHON
 
