@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## broker + worker + demo producer; Ctrl-C stops everything
+run: $(STAMP)  ## broker + worker + demo producer + archiver; Ctrl-C stops everything
 	$(BIN)/exchange up
 
 test: $(STAMP)  ## the whole suite: unit, agent, integration, browser

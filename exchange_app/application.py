@@ -35,6 +35,9 @@ from .settings import Settings, get_settings
 __all__ = ["ExchangeApp", "app", "create_app", "faust_options"]
 
 log = logging.getLogger(__name__)
+# aiokafka logs every consumer's subscription as a multi-line table at INFO; the intake,
+# the live feed and the key store say what they read in one line each.
+logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
 
 
 class ExchangeApp(faust.App):

@@ -648,9 +648,19 @@ class Archiver:
         return True
 
 
-def compact(archive: Archive, smaller_than: int = 64 * 1024 * 1024) -> dict[str, tuple[int, int]]:
-    """Compact every dataset; per dataset (files merged, files written)."""
-    return {d.name: archive.compact(d, smaller_than) for d in DATASETS}
+def compact(
+    archive: Archive,
+    smaller_than: int = 64 * 1024 * 1024,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, tuple[int, int]]:
+    """Compact every dataset; per dataset (files merged, files written), each also told to
+    ``progress`` as it is done."""
+    done = {}
+    for dataset in DATASETS:
+        done[dataset.name] = archive.compact(dataset, smaller_than)
+        if progress is not None:
+            progress(dataset.name, *done[dataset.name])
+    return done
 
 
 # -- reading back ----------------------------------------------------------------------------

@@ -22,6 +22,17 @@ from .settings import Settings, get_settings
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Long work (replay, produce, export, compaction) says how far it got this often.
+PROGRESS_SECONDS = 5.0
+
+
+def _say_progress() -> None:
+    """Let the modules' INFO lines through to stderr, one line each (not the worker's:
+    Faust sets up its own logging)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -74,10 +85,12 @@ async def _with_broker(work: Any, wait: float = 60.0) -> Any:
             await asyncio.sleep(0.5)
 
 
-async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: float) -> int:
+async def _publish(
+    orders: Iterable[dict[str, Any] | bytes], rate: float, wait: float, progress: bool = True
+) -> int:
     """Send orders keyed by instrument to its home partition, at most ``rate`` a second.
 
-    ``rate`` 0 sends as fast as possible.
+    ``rate`` 0 sends as fast as possible; ``progress``: say how far it got every few seconds.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -103,6 +116,7 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
     await producer.start()
     sent = 0
     started = time.monotonic()
+    report_at = started + PROGRESS_SECONDS
     try:
         for order in orders:
             if isinstance(order, bytes):
@@ -125,6 +139,10 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
                 ahead = started + sent / rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
+            if progress and time.monotonic() >= report_at:
+                report_at = time.monotonic() + PROGRESS_SECONDS
+                elapsed = time.monotonic() - started
+                click.echo(f"sent {sent:,} orders ({sent / elapsed:,.0f}/s)", err=True)
         await producer.flush()
     finally:
         await producer.stop()
@@ -136,7 +154,13 @@ async def _publish(orders: Iterable[dict[str, Any] | bytes], rate: float, wait: 
 @click.option("--rate", default=10.0, show_default=True, help="Orders per second; 0 = unthrottled.")
 @click.option("--instruments", default="RIL,INFY,ONGC,TCS", show_default=True)
 @click.option("--seed", type=int, default=None, help="Random seed for a reproducible stream.")
-@click.option("--start-id", default=1_000_001, show_default=True)
+@click.option(
+    "--start-id",
+    type=int,
+    default=None,
+    help="The first order id  [default: microseconds since 1970, so that a second run's ids "
+    "are new: a book refuses an id one of its recent orders had]",
+)
 @click.option("--accounts", default="", help="Comma-separated accounts to draw orders from.")
 @click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for the broker.")
 def produce(
@@ -144,12 +168,15 @@ def produce(
     rate: float,
     instruments: str,
     seed: int | None,
-    start_id: int,
+    start_id: int | None,
     accounts: str,
     wait: float,
 ) -> None:
     """Stream orders in the original generator's format, keyed by instrument."""
     from .orderflow import seed_orders
+
+    if start_id is None:
+        start_id = time.time_ns() // 1000  # below 2**53: JSON-safe in a browser
 
     stream = seed_orders(
         clock=lambda: datetime.now(UTC),
@@ -160,7 +187,7 @@ def produce(
     )
     orders = itertools.islice(stream, count) if count else stream
     try:
-        sent = asyncio.run(_publish(orders, rate, wait))
+        sent = asyncio.run(_publish(orders, rate, wait, progress=count > 0))
     except KeyboardInterrupt:
         return
     click.echo(f"sent {sent} orders", err=True)
@@ -284,6 +311,9 @@ def up(procfile: str | None) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # 2-second bars: the dashboard's chart fills within a minute of demo orders (the
+    # original's 5-minute bars would show one bar in that time)
+    env.setdefault("EXCHANGE_BAR_SECONDS", "2")
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
@@ -518,6 +548,7 @@ def export(out: str, from_archive: bool) -> None:
     from .export import export as export_csv
     from .export import export_archive
 
+    _say_progress()
     settings = get_settings()
     if from_archive:
         written = export_archive(settings, out)
@@ -542,11 +573,15 @@ def archive(url: str | None, until_end: bool, compact_files: bool) -> None:
     """Follow the public topics into Hive-partitioned Parquet, each record once."""
     from .archive import Archiver, compact, open_archive
 
+    _say_progress()
     settings = get_settings()
     target = open_archive(url or settings.archive)
     if compact_files:
-        for name, (merged, written) in compact(target).items():
-            click.echo(f"{name}: {merged} files merged into {written}")
+
+        def done(name: str, merged: int, written: int) -> None:
+            click.echo(f"{name}: {merged} files merged into {written}", err=True)
+
+        compact(target, progress=done)
         return
     archived = asyncio.run(Archiver(settings, target).run(until_end=until_end))
     click.echo(f"archived {archived} records into {target.root}", err=True)

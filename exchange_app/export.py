@@ -17,6 +17,7 @@ first trade price and ``closing_price`` the SMA.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from .settings import Settings
 from .wire import SEED_TIME_FORMAT, loads, parse_time
 
 __all__ = ["PROFIT_COLUMNS", "SMA_COLUMNS", "TRADE_COLUMNS", "build_frames", "export", "read_topic"]
+
+log = logging.getLogger(__name__)
 
 TRADE_COLUMNS = ["id", "id_sell", "instrument", "quantity", "price", "update_timestamp"]
 SMA_COLUMNS = ["instrument", "update_timestamp", "quantity", "price", "closing_price", "sma"]
@@ -138,10 +141,17 @@ def build_frames(
 async def export(settings: Settings, out: Path | str) -> dict[str, int]:
     """Write the three CSV files into ``out``; return the rows written per file."""
     bootstrap = settings.bootstrap_servers
-    trades = await read_topic(bootstrap, settings.trades_topic)
-    sma = await read_topic(bootstrap, settings.sma_topic)
-    profit = await read_topic(bootstrap, settings.profit_topic)
+    trades, sma, profit = [
+        await _read(bootstrap, name)
+        for name in (settings.trades_topic, settings.sma_topic, settings.profit_topic)
+    ]
     return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
+
+
+async def _read(bootstrap: list[str], topic: str) -> list[dict[str, Any]]:
+    found = await read_topic(bootstrap, topic)
+    log.info("export: read %s records of %s", len(found), topic)
+    return found
 
 
 def export_archive(settings: Settings, out: Path | str) -> dict[str, int]:
