@@ -171,6 +171,7 @@ class OrderBook:
         self.next_arrival = next_arrival
         #: the ids of the last ``recent_orders`` orders at least: none of them is taken again
         self.recent = RecentIds(recent_orders)
+        self._recent_ids = self.recent.ids  # the same set for the book's life
         self.bids = BookSide(Side.BUY)
         self.asks = BookSide(Side.SELL)
         self._index: dict[int, _Resting] = {}
@@ -181,7 +182,7 @@ class OrderBook:
         """Match ``order`` against the book; rest, cancel or fill what is left."""
         if order.id in self._index:
             raise DuplicateOrderId(order.id, self.instrument)
-        if order.id in self.recent:
+        if order.id in self._recent_ids:
             raise DuplicateOrderId(order.id, self.instrument, resting=False)
         fills, remaining = self.policy.match(self, order)
         self.recent.add(order.id)

@@ -25,9 +25,13 @@ CHUNK = 500
 
 
 class RecentIds:
-    """The ids of at least the last ``horizon`` orders, in chunks of ``chunk`` ids."""
+    """The ids of at least the last ``horizon`` orders, in chunks of ``chunk`` ids.
 
-    __slots__ = ("_chunks", "_ids", "changed", "chunk", "last", "limit")
+    :meth:`add` runs once per order: it appends to the chunk being filled and
+    does anything else only when that chunk is full.
+    """
+
+    __slots__ = ("_changed", "_chunks", "_current", "_touched", "chunk", "ids", "last", "limit")
 
     def __init__(self, horizon: int = RECENT_ORDERS, chunk: int = CHUNK) -> None:
         if horizon < 1 or chunk < 1:
@@ -36,34 +40,39 @@ class RecentIds:
         #: chunks kept: the full ones cover the horizon, the last one is being filled
         self.limit = -(-horizon // chunk) + 1
         self._chunks: dict[int, list[int]] = {}  # by number, oldest first
-        self._ids: set[int] = set()
+        #: every id remembered (one set object for the life of this instance)
+        self.ids: set[int] = set()
         self.last = 0  # the number of the chunk being filled; 0: none yet
-        #: chunks added to or forgotten since the state layer last persisted them
-        self.changed: set[int] = set()
+        # its ids; before the first chunk a full placeholder, so that the first add starts one
+        self._current: list[int] = [0] * chunk
+        self._changed: set[int] = set()  # chunks changed since take_changes, but the last
+        self._touched = False  # whether the last chunk changed since take_changes
 
     def __contains__(self, order_id: object) -> bool:
-        return order_id in self._ids
+        return order_id in self.ids
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
     def add(self, order_id: int) -> int | None:
         """Remember ``order_id``; the number of the chunk this forgot, if it forgot one."""
-        current = self._chunks.get(self.last)
+        current = self._current
         dropped = None
-        if current is None or len(current) >= self.chunk:
+        if len(current) >= self.chunk:
+            if self._touched:
+                self._changed.add(self.last)
             self.last += 1
-            current = self._chunks[self.last] = []
+            current = self._current = self._chunks[self.last] = []
             if len(self._chunks) > self.limit:
                 dropped = next(iter(self._chunks))
-                self._ids.difference_update(self._chunks.pop(dropped))
-                self.changed.add(dropped)
+                self.ids.difference_update(self._chunks.pop(dropped))
+                self._changed.add(dropped)
         current.append(order_id)
-        self._ids.add(order_id)
-        self.changed.add(self.last)
+        self.ids.add(order_id)
+        self._touched = True
         return dropped
 
-    def ids(self, number: int) -> list[int]:
+    def chunk_ids(self, number: int) -> list[int]:
         """The ids of chunk ``number`` (empty if it was forgotten)."""
         return list(self._chunks.get(number, ()))
 
@@ -71,12 +80,17 @@ class RecentIds:
         """Load persisted chunks (any order); the newest ``limit`` of them are kept."""
         loaded = sorted((number, list(ids)) for number, ids in chunks)[-self.limit :]
         self._chunks = dict(loaded)
-        self._ids = {order_id for _, ids in loaded for order_id in ids}
+        self.ids.clear()
+        self.ids.update(order_id for _, ids in loaded for order_id in ids)
         self.last = loaded[-1][0] if loaded else 0
-        self.changed.clear()
+        self._current = self._chunks[self.last] if loaded else [0] * self.chunk
+        self._changed.clear()
+        self._touched = False
 
     def take_changes(self) -> list[tuple[int, list[int]]]:
         """Each chunk changed since the last call and its ids now (empty: forgotten)."""
-        changes = [(number, self.ids(number)) for number in sorted(self.changed)]
-        self.changed.clear()
+        numbers = (self._changed | {self.last}) if self._touched else self._changed
+        changes = [(number, self.chunk_ids(number)) for number in sorted(numbers)]
+        self._changed = set()
+        self._touched = False
         return changes

@@ -55,8 +55,8 @@ def test_a_chunk_is_forgotten_whole() -> None:
     dropped = [recent.add(i) for i in range(8)]
     assert dropped == [None] * 6 + [1, None]  # chunk 4 began: chunks 2 and 3 cover 4 ids
     assert [i in recent for i in range(8)] == [False, False] + [True] * 6
-    assert recent.take_changes() == [(n, recent.ids(n)) for n in (1, 2, 3, 4)]
-    assert recent.ids(1) == []
+    assert recent.take_changes() == [(n, recent.chunk_ids(n)) for n in (1, 2, 3, 4)]
+    assert recent.chunk_ids(1) == []
 
 
 def test_nonsense_sizes_are_refused() -> None:
