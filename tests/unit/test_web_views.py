@@ -546,14 +546,18 @@ async def test_the_views_read_plain_values_that_cannot_change_the_state(
 ) -> None:
     """What the query answers is built anew each time: changing it changes nothing."""
     query = exchange.services().query
-    first = [
-        query.instruments(),
-        query.orderbook("TCS", 5),
-        query.trades("TCS", 10),
-        query.bars("TCS"),
-        query.profit("TCS"),
-        query.account("alice", {}),
-    ]
+
+    def ask() -> list[Any]:
+        return [
+            query.instruments(),
+            query.orderbook("TCS", 5),
+            query.trades("TCS", 10),
+            query.bars("TCS"),
+            query.profit("TCS"),
+            query.account("alice", {}),
+        ]
+
+    first = ask()
     before = loads(dumps(first))
 
     def vandalize(value: Any) -> None:
@@ -565,14 +569,6 @@ async def test_the_views_read_plain_values_that_cannot_change_the_state(
 
     assert before[3]["bars"] and before[5]["positions"]  # nested answers are covered
     vandalize(first)
-    again = [
-        query.instruments(),
-        query.orderbook("TCS", 5),
-        query.trades("TCS", 10),
-        query.bars("TCS"),
-        query.profit("TCS"),
-        query.account("alice", {}),
-    ]
-    assert loads(dumps(again)) == before
+    assert loads(dumps(ask())) == before
     with pytest.raises(dataclasses.FrozenInstanceError):
         query.matching = MatchingState({}, "price-time")  # type: ignore[misc]
