@@ -4,16 +4,17 @@
 
     <root>/trades/date=2023-03-12/instrument=TCS/part-successful_trade-p0-00000000000000000000-00000000000000000999.parquet
     <root>/events/date=2023-03-12/account=alice/part-order_events-p2-….parquet
-    <root>/_commits/trades/p0.json      the last commit of source partition 0: offsets, files
+    <root>/_commits/trades/p0/00000000000000000999.json   source partition 0's last commit
 
 ``exchange archive`` follows the orders, trades, execution reports, sma,
 profit, pnl and DLQ topics and writes, per source partition, a batch of
 records (:data:`~Settings.archive_flush_records` or
 :data:`~Settings.archive_flush_seconds`, whichever comes first) as one file
 per date and instrument (account for reports and P&L, date alone for the
-DLQ). Columns are typed: prices and quantities are ``decimal128(24, 8)``
+DLQ). Columns are typed: prices and quantities are ``decimal128(28, 8)``
 (exact: orders have at most 8 decimals), figures computed from them (VWAP,
-SMA, average cost, P&L) ``decimal128(38, 18)``, rounded half-even; times are
+SMA, notional, average cost, P&L) ``decimal128(38, 10)``, rounded half-even;
+a value a column cannot hold is logged and left null; times are
 UTC timestamps; each row also carries its ``kafka_partition``,
 ``kafka_offset`` and ``kafka_timestamp``.
 
@@ -21,16 +22,21 @@ UTC timestamps; each row also carries its ``kafka_partition``,
 
 1. every file is written under a hidden temporary name (``.part-….tmp``,
    which neither pyarrow nor DuckDB reads);
-2. the commit record ``_commits/<dataset>/p<N>.json`` (the offsets and the
-   files) replaces the previous one: this is the commit point;
-3. the temporary files are renamed to their final names.
+2. a new commit record ``_commits/<dataset>/p<N>/<last offset>.json`` (the
+   topic, the offsets and the files) is moved into place: this is the commit
+   point (a new name each time: no file is ever written over);
+3. the temporary files are renamed to their final names, and older commit
+   records of the partition are deleted.
 
 The commit records are also the input offsets: the archiver resumes each
-partition after its last commit, and commits nothing to Kafka. After a crash
-it finishes step 3 of the last commit (renames what is left) and deletes
-every temporary file that no commit names, so a kill at any moment leaves no
-partial file and no record twice. Files are named after their topic, source
-partition and offset range.
+partition after its newest commit, and commits nothing to Kafka. After a
+crash it finishes step 3 of the newest commit (renames what is left) and
+deletes every temporary file that no commit names, so a kill at any moment
+leaves no partial file and no record twice. Files are named after their
+topic, source partition and offset range. An archive whose commits are past
+a topic's end, or of another topic, is refused (:class:`ArchiveMismatch`):
+the topics are another log. Offsets that retention removed before they were
+archived are logged and skipped. One archiver per archive root.
 
 **Compaction** (``exchange archive --compact``, daily from the Airflow DAG)
 merges the files of one directory and source partition into one, through a
@@ -47,6 +53,7 @@ pyarrow's filesystems.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import logging
 import time
@@ -57,7 +64,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -75,6 +82,7 @@ from .wire import decode_order, encode_order, loads, parse_time
 __all__ = [
     "DATASETS",
     "Archive",
+    "ArchiveMismatch",
     "Archiver",
     "Dataset",
     "archived_orders",
@@ -88,11 +96,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Prices and quantities as entered (at most 8 decimals, ``wire.py``): exact, and room
-#: for SQL to multiply two of them (DuckDB: DECIMAL(38,16)).
-AMOUNT = pa.decimal128(24, 8)
-#: Figures computed from them (VWAP, SMA, average cost, P&L): rounded to 18 places.
-COMPUTED = pa.decimal128(38, 18)
+#: Prices and quantities, and sums of them (at most 8 decimals, ``wire.py``; up to 1e20):
+#: exact, and SQL can still multiply two of them (DuckDB: DECIMAL(38,16)).
+AMOUNT = pa.decimal128(28, 8)
+#: Figures computed from them (VWAP, SMA, notional, average cost, P&L), up to 1e28:
+#: rounded half-even to 10 places.
+COMPUTED = pa.decimal128(38, 10)
+#: Enough digits to round any JSON decimal the exchange writes without losing its integer part.
+_CONTEXT = decimal.Context(prec=80)
 TS = pa.timestamp("us", tz="UTC")
 #: Hive's name for a partition value that is null (pyarrow and DuckDB read it as null).
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -108,6 +119,18 @@ _SOURCE = pa.struct(
         pa.field("offset", pa.int64()),
     ]
 )
+
+
+class Resume(NamedTuple):
+    """Where a source partition's archiving goes on: its next offset, and the topic it is
+    of (an archive made from another topic is not resumed)."""
+
+    offset: int
+    topic: str
+
+
+class ArchiveMismatch(Exception):
+    """The archive was made from another log than the one the topics hold now."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +316,11 @@ def _value(value: Any, kind: pa.DataType) -> Any:
     if value is None:
         return None
     if pa.types.is_decimal(kind):
-        return Decimal(value).quantize(Decimal(1).scaleb(-kind.scale), rounding=ROUND_HALF_EVEN)
+        exact = _CONTEXT.create_decimal(value)
+        rounded = exact.quantize(Decimal(1).scaleb(-kind.scale), ROUND_HALF_EVEN, _CONTEXT)
+        if rounded and rounded.adjusted() >= kind.precision - kind.scale:
+            raise ValueError(f"{value} does not fit {kind}")
+        return rounded
     if pa.types.is_timestamp(kind):
         return parse_time(value)
     if pa.types.is_map(kind):
@@ -308,8 +335,22 @@ def _value(value: Any, kind: pa.DataType) -> Any:
 
 
 def to_row(dataset: Dataset, record: dict[str, Any], message: ConsumerRecord) -> dict[str, Any]:
-    """The typed row of one topic record."""
-    row = {f.name: _value(record.get(f.name), f.type) for f in dataset.columns}
+    """The typed row of one topic record. A value its column cannot hold is logged and left
+    null: the row is still archived, once, with its position."""
+    row = {}
+    for column in dataset.columns:
+        try:
+            row[column.name] = _value(record.get(column.name), column.type)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            log.error(
+                "archive: %s@%s/%s: %s is left null: %r",
+                dataset.name,
+                message.partition,
+                message.offset,
+                column.name,
+                exc,
+            )
+            row[column.name] = None
     row["kafka_partition"] = message.partition
     row["kafka_offset"] = message.offset
     row["kafka_timestamp"] = datetime.fromtimestamp(message.timestamp / 1000, UTC)
@@ -366,25 +407,34 @@ class Archive:
 
     # -- archiving ------------------------------------------------------------------------
 
-    def commit_path(self, dataset: Dataset, partition: int) -> str:
-        return self.path("_commits", dataset.name, f"p{partition}.json")
+    def commit_path(self, dataset: Dataset, partition: int, last: int) -> str:
+        """A commit record's path: a new file per commit, never one written over (a move
+        onto an existing file is delete-then-rename on HDFS)."""
+        return self.path("_commits", dataset.name, f"p{partition}", f"{last:020d}.json")
 
-    def recover(self) -> dict[tuple[str, int], int]:
-        """Finish the last commit of every partition, drop uncommitted files; return the
-        next offset to archive per (dataset, source partition)."""
-        committed: set[str] = set()
-        resume: dict[tuple[str, int], int] = {}
+    def recover(self) -> dict[tuple[str, int], Resume]:
+        """Finish the last commit of every partition, drop uncommitted files and older
+        commit records; return where to resume per (dataset, source partition)."""
+        records: dict[str, list[str]] = defaultdict(list)
         for info in self._files("_commits"):
             if info.path.endswith(".tmp"):  # a commit record never moved into place
                 self._delete(info.path)
-                continue
-            commit = self._read_json(info.path)
-            resume[(commit["dataset"], int(commit["partition"]))] = int(commit["last"]) + 1
+            else:
+                records[info.path.rsplit("/", 1)[0]].append(info.path)
+        committed: set[str] = set()
+        resume: dict[tuple[str, int], Resume] = {}
+        for paths in records.values():
+            newest, *older = sorted(paths, reverse=True)
+            commit = self._read_json(newest)
+            key = (commit["dataset"], int(commit["partition"]))
+            resume[key] = Resume(int(commit["last"]) + 1, commit["topic"])
             for final in commit["files"]:
                 temporary = _temporary(final)
                 committed.add(temporary)
                 if self._exists(temporary):
                     self._move(temporary, final)  # step 3, cut short by a crash
+            for path in older:  # their files were renamed before the newest was written
+                self._delete(path)
         dropped = 0
         for dataset in DATASETS:
             for info in self._files(dataset.name):
@@ -428,9 +478,13 @@ class Archive:
             "last": last,
             "files": finals,
         }
-        self._write_json(self.commit_path(dataset, partition), commit)  # the commit point
+        path = self.commit_path(dataset, partition, last)
+        self._write_json(path, commit)  # the commit point
         for final in finals:
             self._move(_temporary(final), final)
+        for info in self._files("_commits", dataset.name, f"p{partition}"):
+            if info.path != path and not info.path.endswith(".tmp"):
+                self._delete(info.path)  # older commits: everything they name is in place
         return finals
 
     # -- reading -----------------------------------------------------------------------------
@@ -558,14 +612,16 @@ class Archiver:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="none",  # a position off the log is an error, never a jump
+            isolation_level="read_committed",  # never what an aborted transaction wrote
             fetch_max_wait_ms=self.settings.fetch_wait_ms or 500,
             **client_options(self.settings),
         )
         await consumer.start()
         try:
-            tps = await self._assign(consumer, resume)
+            tps = await self._assign(consumer)
             ends = await true_end_offsets(consumer._client, await consumer.end_offsets(tps))
+            await self._seek(consumer, tps, resume, ends)
             log.info("archive: following %s partitions into %s", len(tps), self.archive.root)
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=self.flush_records)
@@ -579,9 +635,7 @@ class Archiver:
         finally:
             await consumer.stop()
 
-    async def _assign(
-        self, consumer: AIOKafkaConsumer, resume: dict[tuple[str, int], int]
-    ) -> list[TopicPartition]:
+    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         tps = []
         for topic in self.datasets:
             partitions = consumer.partitions_for_topic(topic)
@@ -592,13 +646,41 @@ class Archiver:
                 partitions = consumer.partitions_for_topic(topic)
             tps += [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        for tp in tps:
-            start = resume.get((self.datasets[tp.topic].name, tp.partition))
-            if start is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, start)
         return tps
+
+    async def _seek(
+        self,
+        consumer: AIOKafkaConsumer,
+        tps: list[TopicPartition],
+        resume: dict[tuple[str, int], Resume],
+        ends: dict[TopicPartition, int],
+    ) -> None:
+        """Start each partition after its last commit; refuse an archive of another log."""
+        beginnings = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            found = resume.get((self.datasets[tp.topic].name, tp.partition))
+            if found is None:
+                consumer.seek(tp, beginnings[tp])
+                continue
+            if found.topic != tp.topic or found.offset > ends[tp]:
+                raise ArchiveMismatch(
+                    f"{self.archive.root} holds {found.topic}[{tp.partition}] up to offset "
+                    f"{found.offset - 1}, but {tp.topic}[{tp.partition}] ends at {ends[tp]}: "
+                    "the topics are another log (a new broker, or topics made again). Give "
+                    "this log an archive of its own (EXCHANGE_ARCHIVE_URL)."
+                )
+            start = found.offset
+            if start < beginnings[tp]:
+                log.warning(
+                    "archive: %s offsets %s..%s were removed by retention before they were "
+                    "archived; going on from %s",
+                    tp,
+                    start,
+                    beginnings[tp] - 1,
+                    beginnings[tp],
+                )
+                start = beginnings[tp]
+            consumer.seek(tp, start)
 
     def _add(self, tp: TopicPartition, messages: list[ConsumerRecord], now: float) -> None:
         if not messages:
@@ -698,7 +780,8 @@ def archived_orders(archive: Archive, day: date) -> list[dict[str, Any]]:
     replayed = []
     for row in table.select(fields).to_pylist():
         order = {k: _plain(v) if isinstance(v, Decimal) else v for k, v in row.items()}
-        order["order_timestamp"] = row["order_timestamp"].isoformat()
+        if row["order_timestamp"] is not None:  # a CANCEL may have none
+            order["order_timestamp"] = row["order_timestamp"].isoformat()
         replayed.append({k: v for k, v in order.items() if v is not None})
     return replayed
 

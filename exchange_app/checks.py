@@ -51,11 +51,12 @@ async def run_checks(
     except Exception as exc:  # whatever the client raises, the broker is not usable
         return [(False, f"broker {settings.broker}: not reachable ({exc!r})")]
     results.append((True, f"broker {settings.broker}: {len(topics)} topics"))
-    missing = sorted(set(settings.topic_names) | {settings.keys_topic} - topics)
+    wanted = {*settings.topic_names, settings.keys_topic}
+    missing = sorted(wanted - topics)
     if missing:
         results.append((False, f"topics missing: {', '.join(missing)}"))
     else:
-        results.append((True, f"topics: all {len(settings.topic_names) + 1} present"))
+        results.append((True, f"topics: all {len(wanted)} present"))
     for url in workers:
         problem = await _health(url, timeout)
         results.append((problem is None, f"worker {url}: {problem or 'healthy'}"))

@@ -314,6 +314,9 @@ def up(procfile: str | None) -> None:
     # 2-second bars: the dashboard's chart fills within a minute of demo orders (the
     # original's 5-minute bars would show one bar in that time)
     env.setdefault("EXCHANGE_BAR_SECONDS", "2")
+    # The embedded broker starts empty each time: its log gets an archive of its own.
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    env.setdefault("EXCHANGE_ARCHIVE_URL", str(settings.data_dir / "archive" / f"run-{run}"))
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
@@ -628,7 +631,16 @@ def check(workers: tuple[str, ...], timeout: float) -> None:
 @main.command()
 @click.confirmation_option(prompt="Delete this worker's local state?")
 def reset() -> None:
-    """Delete the local state (EXCHANGE_DATA_DIR); tables are restored from changelogs."""
+    """Delete the local state (EXCHANGE_DATA_DIR); tables are restored from changelogs.
+    A Parquet archive kept there (the default, ``archive/``) is business data: it stays."""
     data_dir = get_settings().data_dir
-    shutil.rmtree(data_dir, ignore_errors=True)
-    click.echo(f"removed {data_dir}")
+    kept = data_dir / "archive"
+    for path in data_dir.iterdir() if data_dir.is_dir() else ():
+        if path == kept:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    note = f"; kept {kept}" if kept.exists() else ""
+    click.echo(f"removed the local state in {data_dir}{note}")

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 
 from exchange_app.engine import (
     Cancel,
+    DuplicateOrderId,
     Execution,
     Order,
     OrderBook,
@@ -194,7 +195,7 @@ class MatchingState:
                 execution = book.submit(command)
                 self._submitted[instrument] = partition
         except OrderRejected as exc:
-            tx.send(_rejection(command, str(exc)))
+            tx.send(_rejection(command, str(exc), duplicate=isinstance(exc, DuplicateOrderId)))
         else:
             for output in self._outputs_of(execution, partition):
                 tx.send(output)
@@ -309,7 +310,7 @@ class MatchingState:
             tx.write(self.table, partition, order_key(instrument, execution.order.id), None)
 
 
-def _rejection(command: Order | Cancel, reason: str) -> Output:
+def _rejection(command: Order | Cancel, reason: str, *, duplicate: bool = False) -> Output:
     side = command.side.value if isinstance(command, Order) else None
     report = rejection_report(
         [reason],
@@ -318,4 +319,6 @@ def _rejection(command: Order | Cancel, reason: str) -> Output:
         account=command.account,
         side=side,
     )
+    if duplicate:  # about a repeat: the order with this id stands, whatever it did
+        report["duplicate"] = True
     return Output(EVENTS, _report_key(report), report)

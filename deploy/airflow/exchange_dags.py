@@ -66,6 +66,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     default_args=DEFAULTS,
+    max_active_runs=1,  # one compaction of the archive at a time
     tags=["exchange"],
 ) as daily:
     broker = exchange("check_broker_and_topics", "check")
@@ -92,11 +93,14 @@ with DAG(
     catchup=False,
     default_args=DEFAULTS,
     params={"date": "2026-01-01", "app_id": "exchange-replay"},
+    max_active_runs=1,
     tags=["exchange"],
 ) as replay:
-    fresh = {
-        "EXCHANGE_APP_ID": "{{ params.app_id }}",
-        "EXCHANGE_ORDERS_TOPIC": "{{ params.app_id }}-orders",
+    # every topic of the fresh app is its own: nothing it does reaches production's topics
+    # (start its workers with the same variables; README "Deployment")
+    fresh = {"EXCHANGE_APP_ID": "{{ params.app_id }}"} | {
+        f"EXCHANGE_{name.upper()}_TOPIC": f"{{{{ params.app_id }}}}-{name}"
+        for name in ("orders", "trades", "events", "sma", "profit", "pnl", "dlq")
     }
     check = exchange("check_broker", "check")
     orders = exchange("replay_orders", "replay", "--archive-date", "{{ params.date }}", env=fresh)

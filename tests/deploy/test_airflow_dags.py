@@ -26,6 +26,11 @@ try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:
     from airflow.models.dagbag import DagBag
+def env_of(task):
+    env = getattr(task, "env_vars", None) or {}
+    if isinstance(env, dict):
+        return list(env.items())
+    return [(e.name, e.value) for e in env]
 bag = DagBag(dag_folder=sys.argv[1])  # examples: AIRFLOW__CORE__LOAD_EXAMPLES=False
 print(json.dumps({
     "errors": {str(k): str(v) for k, v in bag.import_errors.items()},
@@ -38,6 +43,9 @@ print(json.dumps({
                     "command": [*getattr(t, "cmds", []), *getattr(t, "arguments", [])],
                     "image": getattr(t, "image", None),
                     "operator": type(t).__name__,
+                    "topics": {
+                        name: value for name, value in env_of(t) if name.endswith("_TOPIC")
+                    },
                 }
                 for t in dag.tasks
             },
@@ -103,3 +111,6 @@ def test_the_replay_dag_sends_a_days_orders_to_a_fresh_app(dagbag: dict[str, Any
     assert replay["check_broker"]["downstream"] == ["replay_orders"]
     command = replay["replay_orders"]["command"]
     assert command[:3] == ["exchange", "replay", "--archive-date"]
+    topics = replay["replay_orders"]["topics"]
+    assert topics and all(value.startswith("{{ params.app_id }}-") for value in topics.values())
+    assert "EXCHANGE_TRADES_TOPIC" in topics  # outputs too: nothing reaches production's

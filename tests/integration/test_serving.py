@@ -143,6 +143,6 @@ async def test_every_view_answers_for_every_key_from_either_worker(
             events = await consume(first, "events", until=reported(order_id, times=2))
             mine = [e for e in events if e["order_id"] == order_id]
             assert [e["status"] for e in mine] == ["FILLED", "REJECTED"]
-            assert "the first order stands" in mine[1]["reasons"][0]
+            assert "the first order stands" in mine[1]["reasons"][0] and mine[1]["duplicate"]
             trades = await consume(first, "trades", until=sold(order_id))
             assert sum(t["id_sell"] == order_id for t in trades) == 1

@@ -11,7 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from exchange_app.archive import DATASETS, Archive, open_archive, query, records, to_row
+from exchange_app.archive import (
+    DATASETS,
+    Archive,
+    Resume,
+    open_archive,
+    query,
+    records,
+    to_row,
+)
 from exchange_app.wire import dumps
 
 TRADES = next(d for d in DATASETS if d.name == "trades")
@@ -48,8 +56,20 @@ def test_rows_are_typed_and_amounts_exact() -> None:
     bar = {"instrument": "TCS", "bar_start": "2023-03-12T10:00:00+00:00", "vwap": vwap,
            "sma": {"2": Decimal("1.5"), "3": None}}  # fmt: skip
     [row] = rows([bar], SMA)
-    assert row["vwap"] == Decimal("11.142857142857142857")  # 18 places, half-even
+    assert row["vwap"] == Decimal("11.1428571429")  # 10 places, half-even
     assert row["sma"] == [("2", Decimal("1.5")), ("3", None)]
+
+
+def test_huge_values_are_rounded_exactly_and_what_does_not_fit_is_null(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notional = Decimal("123456789012345678901.123456789")  # 30 digits: more than 28 by default
+    bar = {"instrument": "TCS", "bar_start": "2023-03-12T10:00:00+00:00", "notional": notional,
+           "volume": Decimal("1e21")}  # fmt: skip
+    [row] = rows([bar], SMA)
+    assert row["notional"] == Decimal("123456789012345678901.1234567890")
+    assert row["volume"] is None and "volume is left null" in caplog.text  # over 1e20
+    assert row["instrument"] == "TCS" and row["kafka_offset"] == 0
 
 
 def test_a_batch_lands_in_hive_directories_named_by_its_offsets(tmp_path: Path) -> None:
@@ -67,7 +87,8 @@ def test_a_batch_lands_in_hive_directories_named_by_its_offsets(tmp_path: Path) 
     assert [r["seq"] for r in back] == [1, 2, 3]
     assert back[0]["price"] == Decimal("15.12345678") and str(back[0]["quantity"]) == "5"
     assert pq.read_schema(files[0]).field("price").type.scale == 8
-    assert archive.recover() == {("trades", 0): 3}
+    assert pq.read_schema(files[0]).field("price").type.precision == 28
+    assert archive.recover() == {("trades", 0): Resume(3, "trades-topic")}
 
 
 def test_rows_without_a_key_go_to_hives_null_partition(tmp_path: Path) -> None:
@@ -122,11 +143,12 @@ def test_a_crash_at_any_step_leaves_each_record_once(
     restarted = open_archive(str(tmp_path))
     resume = restarted.recover()
     assert not list(tmp_path.rglob("*.tmp"))
+    assert len(list((tmp_path / "_commits").rglob("*.json"))) == 1  # the newest only
     seqs = [r["seq"] for r in records(restarted, TRADES)]
     if step == "renaming":  # committed: rolled forward
-        assert resume == {("trades", 0): 3} and seqs == [1, 2, 3]
+        assert resume == {("trades", 0): Resume(3, "tt")} and seqs == [1, 2, 3]
     else:  # not committed: dropped, archived again from offset 1
-        assert resume == {("trades", 0): 1} and seqs == [1]
+        assert resume == {("trades", 0): Resume(1, "tt")} and seqs == [1]
         restarted.write_batch(TRADES, "tt", 0, second, 1, 2)
         assert [r["seq"] for r in records(restarted, TRADES)] == [1, 2, 3]
 
@@ -173,3 +195,35 @@ def test_query_sees_every_dataset_as_a_view(tmp_path: Path) -> None:
         {"instrument": "RIL", "vwap": pytest.approx(15.12345678), "n": 1},
         {"instrument": "TCS", "vwap": pytest.approx(15.12345678), "n": 2},
     ]
+
+
+class FakeConsumer:
+    def __init__(self, beginnings: dict[Any, int]) -> None:
+        self.beginnings, self.positions = beginnings, {}
+
+    async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: self.beginnings[tp] for tp in tps}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.positions[tp] = offset
+
+
+async def test_an_archive_of_another_log_is_refused_and_retention_gaps_are_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiokafka.structs import TopicPartition
+
+    from exchange_app.archive import ArchiveMismatch, Archiver
+    from exchange_app.settings import Settings
+
+    settings = Settings(trades_topic="tt")
+    archiver = Archiver(settings, open_archive(str(tmp_path)), names=["trades"])
+    tp0, tp1 = TopicPartition("tt", 0), TopicPartition("tt", 1)
+    consumer = FakeConsumer({tp0: 5, tp1: 0})
+    resume = {("trades", 0): Resume(3, "tt")}
+    await archiver._seek(consumer, [tp0, tp1], resume, {tp0: 9, tp1: 4})  # type: ignore[arg-type]
+    assert consumer.positions == {tp0: 5, tp1: 0}
+    assert "offsets 3..4 were removed by retention" in caplog.text
+    for other in ({("trades", 0): Resume(30, "tt")}, {("trades", 0): Resume(3, "old")}):
+        with pytest.raises(ArchiveMismatch, match="another log"):
+            await archiver._seek(consumer, [tp0], other, {tp0: 9})  # type: ignore[arg-type]

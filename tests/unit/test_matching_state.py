@@ -75,7 +75,7 @@ def test_an_order_id_used_again_is_rejected_also_after_a_restart() -> None:
     for offset in (50, 51):  # a restarted worker each time: the ids come from the table
         state = MatchingState(table, "price-time")
         [report] = [o.value for o in step(state, order(2, "BUY", 9, 20), Source(0, offset))]
-        assert report["status"] == "REJECTED"
+        assert report["status"] == "REJECTED" and report["duplicate"] is True
         assert "order id 2 was used by a recent TCS order" in report["reasons"][0]
     assert table["m:TCS"]["seq"] == 3  # nothing traded
 
