@@ -510,7 +510,10 @@ class Archive:
     # -- compaction --------------------------------------------------------------------------
 
     def recover_compactions(self) -> None:
-        """Roll forward every compaction a crash cut short."""
+        """Roll forward every compaction a crash cut short, and delete the merged files
+        no compaction record names (a crash before the record). Compactions of one archive
+        run one at a time (the DAG runs one)."""
+        named = set()
         for info in self._files("_compactions"):
             if info.path.endswith(".tmp"):
                 self._delete(info.path)
@@ -525,10 +528,18 @@ class Archive:
                 if self._exists(path):
                     self._delete(path)
             self._delete(info.path)
+            named.add(record["temporary"])
+        for dataset in DATASETS:
+            for info in self._files(dataset.name):
+                if info.base_name.startswith(".compact-") and info.path not in named:
+                    self._delete(info.path)
 
-    def compact(self, dataset: Dataset, smaller_than: int) -> tuple[int, int]:
+    def compact(
+        self, dataset: Dataset, smaller_than: int, most: int = 256 * 1024 * 1024
+    ) -> tuple[int, int]:
         """Merge the files of each directory and source partition under ``smaller_than``
-        bytes into one; (files merged, files written)."""
+        bytes, in offset order, into files of about ``most`` bytes at most (a merge reads
+        its inputs into memory); (files merged, files written)."""
         self.recover_compactions()
         by_place: dict[tuple[str, str, int], list[pafs.FileInfo]] = defaultdict(list)
         for info in self._files(dataset.name):
@@ -538,22 +549,39 @@ class Archive:
                 by_place[(info.path.rsplit("/", 1)[0], topic, partition)].append(info)
         merged = written = 0
         for (directory, topic, partition), infos in sorted(by_place.items()):
-            if len(infos) < 2:
-                continue
-            ranges = [_parse_name(i.base_name) for i in infos]
-            first = min(r[2] for r in ranges if r)
-            last = max(r[3] for r in ranges if r)
-            output = f"{directory}/part-{topic}-p{partition}-{first:020d}-{last:020d}.parquet"
-            temporary = f"{directory}/.compact-{uuid.uuid4().hex}.tmp"
-            inputs = sorted(i.path for i in infos)
-            table = pa.concat_tables(pq.read_table(p, filesystem=self.fs) for p in inputs)
-            pq.write_table(table.sort_by("kafka_offset"), temporary, filesystem=self.fs)
-            record = {"inputs": inputs, "output": output, "temporary": temporary}
-            self._write_json(self.path("_compactions", f"{uuid.uuid4().hex}.json"), record)
-            self.recover_compactions()  # the same steps a restart would take
-            merged += len(inputs)
-            written += 1
+            in_order = sorted(infos, key=lambda i: _parse_name(i.base_name) or ("", 0, 0, 0))
+            for group in _runs(in_order, most):
+                self._merge(directory, topic, partition, group)
+                merged += len(group)
+                written += 1
         return merged, written
+
+    def _merge(self, directory: str, topic: str, partition: int, group: list[Any]) -> None:
+        ranges = [r for r in (_parse_name(i.base_name) for i in group) if r]
+        first, last = min(r[2] for r in ranges), max(r[3] for r in ranges)
+        output = f"{directory}/part-{topic}-p{partition}-{first:020d}-{last:020d}.parquet"
+        temporary = f"{directory}/.compact-{uuid.uuid4().hex}.tmp"
+        inputs = [i.path for i in group]
+        table = pa.concat_tables(pq.read_table(p, filesystem=self.fs) for p in inputs)
+        pq.write_table(table.sort_by("kafka_offset"), temporary, filesystem=self.fs)
+        record = {"inputs": inputs, "output": output, "temporary": temporary}
+        self._write_json(self.path("_compactions", f"{uuid.uuid4().hex}.json"), record)
+        self.recover_compactions()  # the same steps a restart would take
+
+
+def _runs(infos: list[Any], most: int) -> list[list[Any]]:
+    """Consecutive groups of two or more files of at most ``most`` bytes together."""
+    runs: list[list[Any]] = []
+    current: list[Any] = []
+    size = 0
+    for info in infos:
+        if current and size + info.size > most:
+            runs.append(current)
+            current, size = [], 0
+        current.append(info)
+        size += info.size
+    runs.append(current)
+    return [run for run in runs if len(run) >= 2]
 
 
 def _temporary(final: str) -> str:

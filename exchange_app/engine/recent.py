@@ -78,13 +78,15 @@ class RecentIds:
 
     def restore(self, chunks: Iterable[tuple[int, Iterable[int]]]) -> None:
         """Load persisted chunks (any order); the newest ``limit`` of them are kept."""
-        loaded = sorted((number, list(ids)) for number, ids in chunks)[-self.limit :]
+        everything = sorted((number, list(ids)) for number, ids in chunks)
+        loaded = everything[-self.limit :]
         self._chunks = dict(loaded)
         self.ids.clear()
         self.ids.update(order_id for _, ids in loaded for order_id in ids)
         self.last = loaded[-1][0] if loaded else 0
         self._current = self._chunks[self.last] if loaded else [0] * self.chunk
-        self._changed.clear()
+        # chunks past a horizon made shorter since they were written: forgotten at the next seal
+        self._changed = {number for number, _ in everything[: -self.limit]}
         self._touched = False
 
     def take_changes(self) -> list[tuple[int, list[int]]]:

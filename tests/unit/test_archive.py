@@ -183,6 +183,23 @@ def test_compaction_merges_small_files_and_survives_a_crash(
     assert restarted.compact(TRADES, smaller_than=1 << 30) == (0, 0)
 
 
+def test_compaction_merges_in_offset_order_into_bounded_files(tmp_path: Path) -> None:
+    archive = open_archive(str(tmp_path))
+    for at in range(6):
+        archive.write_batch(TRADES, "tt", 0, rows([trade(at + 1)], start=at), at, at)
+    size = next((tmp_path / "trades").rglob("*.parquet")).stat().st_size
+    orphan = tmp_path / "trades" / ".compact-0123.tmp"  # a merge killed before its record
+    orphan.write_bytes(b"partial")
+    assert archive.compact(TRADES, smaller_than=1 << 30, most=3 * size) == (6, 2)
+    names = sorted(f.name for f in (tmp_path / "trades").rglob("*.parquet"))
+    assert names == [
+        "part-tt-p0-00000000000000000000-00000000000000000002.parquet",
+        "part-tt-p0-00000000000000000003-00000000000000000005.parquet",
+    ]
+    assert not orphan.exists()
+    assert [r["seq"] for r in records(archive, TRADES)] == [1, 2, 3, 4, 5, 6]
+
+
 def test_query_sees_every_dataset_as_a_view(tmp_path: Path) -> None:
     archive = open_archive(str(tmp_path))
     archive.write_batch(TRADES, "tt", 0, rows([trade(1), trade(2), trade(3, "RIL")]), 0, 2)

@@ -64,3 +64,13 @@ def test_nonsense_sizes_are_refused() -> None:
         RecentIds(0)
     with pytest.raises(ValueError):
         RecentIds(10, 0)
+
+
+def test_a_shorter_horizon_forgets_the_older_chunks_at_the_next_seal() -> None:
+    long = RecentIds(horizon=8, chunk=2)
+    for i in range(8):
+        long.add(i)
+    short = RecentIds(horizon=2, chunk=2)
+    short.restore((n, long.chunk_ids(n)) for n in range(1, 5))
+    assert [i in short for i in range(8)] == [False] * 4 + [True] * 4
+    assert short.take_changes() == [(1, []), (2, [])]  # tombstones for what it no longer keeps
