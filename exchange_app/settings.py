@@ -165,7 +165,10 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Records of one source partition the archive writes at once."
     )
     archive_flush_seconds: float = Field(
-        5.0, gt=0, description="The longest a record waits before the archive writes it."
+        30.0,
+        gt=0,
+        description="The longest a record waits before the archive writes it (each write is "
+        "a file per directory: shorter means more small files to compact).",
     )
     archive_commit_pause_ms: int = Field(
         0,
