@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -37,24 +36,37 @@ class NotReady(Exception):
     """The books are being restored: ask again shortly."""
 
 
-@dataclass(frozen=True)
 class StateQuery:
-    """Read-only questions to one worker's matching and analytics state."""
+    """Read-only questions to one worker's matching and analytics state.
 
-    matching: MatchingState
-    bar_windows: BarsAnalytics
-    profit_windows: ProfitAnalytics
-    ledger: PnlLedger
-    tape: TradeTape
+    The state objects are held in slots behind names a view has no business with; every
+    answer is built anew from them.
+    """
+
+    __slots__ = ("_bar_windows", "_ledger", "_matching", "_profit_windows", "_tape")
+
+    def __init__(
+        self,
+        matching: MatchingState,
+        bar_windows: BarsAnalytics,
+        profit_windows: ProfitAnalytics,
+        ledger: PnlLedger,
+        tape: TradeTape,
+    ) -> None:
+        self._matching = matching
+        self._bar_windows = bar_windows
+        self._profit_windows = profit_windows
+        self._ledger = ledger
+        self._tape = tape
 
     def _books(self) -> dict[str, OrderBook]:
-        if self.matching.stale:
+        if self._matching.stale:
             raise NotReady("the order books are being restored")
-        return self.matching.books
+        return self._matching.books
 
     def knows(self, instrument: str) -> bool:
         """Whether this worker has a book or trades of ``instrument``."""
-        return instrument in self._books() or self.tape.head(instrument) is not None
+        return instrument in self._books() or self._tape.head(instrument) is not None
 
     # -- market data ------------------------------------------------------------------------
 
@@ -64,7 +76,7 @@ class StateQuery:
         rows = []
         for instrument in sorted(books):
             book = books[instrument]
-            head = self.tape.head(instrument) or {}
+            head = self._tape.head(instrument) or {}
             rows.append(
                 {
                     "instrument": instrument,
@@ -96,27 +108,27 @@ class StateQuery:
 
     def trades(self, instrument: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` trades, newest first, without who traded."""
-        return [public_trade(trade) for trade in self.tape.recent(instrument, limit)]
+        return [public_trade(trade) for trade in self._tape.recent(instrument, limit)]
 
     def bars(self, instrument: str) -> dict[str, Any]:
         """Recent final bars, the open bar and every SMA."""
-        window = self.bar_windows.window(instrument)
+        window = self._bar_windows.window(instrument)
         current = window.open_bar
         return {
-            "bar_seconds": self.bar_windows.bar_seconds,
-            "windows": list(self.bar_windows.windows),
+            "bar_seconds": self._bar_windows.bar_seconds,
+            "windows": list(self._bar_windows.windows),
             "bars": copy.deepcopy(
-                self.tape.history(instrument, current.start.isoformat() if current else None)
+                self._tape.history(instrument, current.start.isoformat() if current else None)
             ),
             "open": None
             if current is None
-            else self.bar_windows.record(instrument, window, current, False),
+            else self._bar_windows.record(instrument, window, current, False),
         }
 
     def profit(self, instrument: str) -> dict[str, Any]:
         """Window profit of the open and of the last closed bar."""
-        window = self.profit_windows.window(instrument)
-        n = self.profit_windows.windows[0]
+        window = self._profit_windows.window(instrument)
+        n = self._profit_windows.windows[0]
 
         def record(bar: Any) -> dict[str, Any] | None:
             if bar is None:
@@ -140,14 +152,14 @@ class StateQuery:
     def account(self, account: str, marks: Mapping[str, Decimal | None]) -> dict[str, Any] | None:
         """Positions and P&L of ``account`` at ``marks`` (last prices by instrument; an
         instrument without one is marked at the account's last fill); None if unknown."""
-        instruments = self.ledger.instruments(account)
+        instruments = self._ledger.instruments(account)
         if not instruments:
             return None
         zero = Decimal(0)
         totals = {"realized": zero, "unrealized": zero, "total": zero}
         positions = []
         for instrument in instruments:
-            position = self.ledger.position(account, instrument)
+            position = self._ledger.position(account, instrument)
             mark = marks.get(instrument)
             if mark is None:
                 mark = position.lots[-1].price if position.lots else zero

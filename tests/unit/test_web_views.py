@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -570,5 +569,7 @@ async def test_the_views_read_plain_values_that_cannot_change_the_state(
     assert before[3]["bars"] and before[5]["positions"]  # nested answers are covered
     vandalize(first)
     assert loads(dumps(ask())) == before
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        query.matching = MatchingState({}, "price-time")  # type: ignore[misc]
+    public = [name for name in dir(query) if not name.startswith("_")]
+    assert public == ["account", "bars", "instruments", "knows", "orderbook", "profit", "trades"]
+    with pytest.raises(AttributeError):
+        query.matching = MatchingState({}, "price-time")  # type: ignore[attr-defined]
