@@ -13,7 +13,7 @@ RUN useradd --create-home --uid 10001 exchange \
     && mkdir -p /data /archive \
     && chown exchange:exchange /data /archive
 COPY --from=build /install /usr/local
-USER exchange
+USER 10001:10001
 WORKDIR /home/exchange
 # RocksDB tables and the worker's state live on the volume; the broker is a real Kafka.
 ENV EXCHANGE_DATA_DIR=/data \

@@ -4,6 +4,8 @@ Compose file and manifests agreeing with the code they run."""
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,18 @@ def test_the_image_runs_the_procfiles_worker_as_a_user_with_a_health_check() -> 
     assert user.split()[1] not in ("root", "0")
     assert any(line.startswith("HEALTHCHECK") and "/health" in line for line in final)
     assert any(line.startswith("VOLUME") and "/data" in line for line in final)
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    """Docker's best practices, checked without Docker (hadolint from its wheel)."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    found = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", "--no-color", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stdout + found.stderr
 
 
 def test_compose_runs_two_workers_on_kafka_that_may_ask_each_other() -> None:
