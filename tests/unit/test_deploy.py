@@ -3,6 +3,7 @@ Compose file and manifests agreeing with the code they run."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from compose_spec import PyCompose
 
 from exchange_app.settings import Settings
 
@@ -120,6 +122,15 @@ def test_the_dockerfile_passes_hadolint() -> None:
         timeout=60,
     )
     assert found.returncode == 0, found.stdout + found.stderr
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    """Parsed by a Compose-spec validator after YAML's merge keys are resolved, as Docker
+    Compose itself reads them."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    parsed = PyCompose.from_json(json.dumps(compose))
+    parsed.validate()
+    assert parsed.service_names() == ["kafka", "worker-1", "worker-2", "archive", "producer"]
 
 
 def test_compose_runs_two_workers_on_kafka_that_may_ask_each_other() -> None:
