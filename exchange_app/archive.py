@@ -776,13 +776,15 @@ def compact(
 # -- reading back ----------------------------------------------------------------------------
 
 
-def records(archive: Archive, dataset: Dataset) -> list[dict[str, Any]]:
-    """Every archived row of ``dataset`` in the topic's record shape (maps as dicts, amounts
-    without the trailing zeros of the fixed scale), in (partition, offset) order."""
+def records(archive: Archive, dataset: Dataset, day: date | None = None) -> list[dict[str, Any]]:
+    """Every archived row of ``dataset`` (of ``day`` only, if given) in the topic's record
+    shape (maps as dicts, amounts without the trailing zeros of the fixed scale), in
+    (partition, offset) order."""
     found = archive.dataset(dataset)
     if found is None:
         return []
-    table = found.to_table().sort_by(
+    where = None if day is None else ds.field("date") == pa.scalar(day, pa.date32())
+    table = found.to_table(filter=where).sort_by(
         [("kafka_partition", "ascending"), ("kafka_offset", "ascending")]
     )
     rows = table.to_pylist()

@@ -546,15 +546,23 @@ def latency(url: str | None, count: int, instrument: str, key: str) -> None:
 @click.option(
     "--from-archive", is_flag=True, help="Read the Parquet archive instead of the topics."
 )
-def export(out: str, from_archive: bool) -> None:
+@click.option(
+    "--date",
+    "day",
+    default=None,
+    help="With --from-archive: only this day's partitions (YYYY-MM-DD).",
+)
+def export(out: str, from_archive: bool, day: str | None) -> None:
     """Write successful_orders.csv, sma_calc.csv and profit_calc.csv from the topics."""
     from .export import export as export_csv
     from .export import export_archive
 
+    if day is not None and not from_archive:
+        raise click.UsageError("--date goes with --from-archive")
     _say_progress()
     settings = get_settings()
     if from_archive:
-        written = export_archive(settings, out)
+        written = export_archive(settings, out, date.fromisoformat(day) if day else None)
     else:
         written = asyncio.run(export_csv(settings, out))
     for name, rows in written.items():

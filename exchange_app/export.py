@@ -18,6 +18,7 @@ first trade price and ``closing_price`` the SMA.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +155,14 @@ async def _read(bootstrap: list[str], topic: str) -> list[dict[str, Any]]:
     return found
 
 
-def export_archive(settings: Settings, out: Path | str) -> dict[str, int]:
-    """The same files from the Parquet archive (``archive.py``) instead of the topics."""
+def export_archive(settings: Settings, out: Path | str, day: date | None = None) -> dict[str, int]:
+    """The same files from the Parquet archive (``archive.py``) instead of the topics: the
+    whole archive, or ``day``'s partitions only (trades by time, bars by their start)."""
     from .archive import datasets, open_archive, records
 
     archive = open_archive(settings.archive)
     named = {d.name: d for d in datasets()}
-    trades, sma, profit = (records(archive, named[n]) for n in ("trades", "sma", "profit"))
+    trades, sma, profit = (records(archive, named[n], day) for n in ("trades", "sma", "profit"))
     return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
 
 

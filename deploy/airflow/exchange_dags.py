@@ -74,14 +74,11 @@ with DAG(
         "check_workers", "check", *[arg for url in WORKERS for arg in ("--worker", url)]
     )
     compaction = exchange("compact_archive", "archive", "--compact")
-    # Kubernetes expands $(EXCHANGE_ARCHIVE_URL) from the pod's environment (the ConfigMap)
-    export = exchange(
-        "export_csv",
-        "export",
-        "--from-archive",
-        "--out",
-        "$(EXCHANGE_ARCHIVE_URL)/exports/{{ ds }}",
-    )
+    # yesterday (UTC), complete by 06:00; Kubernetes expands $(EXCHANGE_ARCHIVE_URL) from
+    # the pod's environment (the ConfigMap)
+    day = "{{ macros.ds_add(ds, -1) }}"
+    out = f"$(EXCHANGE_ARCHIVE_URL)/exports/{day}"
+    export = exchange("export_csv", "export", "--from-archive", "--date", day, "--out", out)
     broker >> workers >> compaction >> export
 
 

@@ -103,7 +103,9 @@ def test_the_daily_dag_checks_then_compacts_then_exports(dagbag: dict[str, Any])
     assert daily["check_broker_and_topics"]["command"] == ["exchange", "check"]
     assert daily["check_workers"]["command"].count("--worker") == 3
     assert daily["compact_archive"]["command"] == ["exchange", "archive", "--compact"]
-    assert daily["export_csv"]["command"][:3] == ["exchange", "export", "--from-archive"]
+    export = daily["export_csv"]["command"]
+    assert export[:4] == ["exchange", "export", "--from-archive", "--date"]
+    assert "ds_add(ds, -1)" in export[4]  # yesterday's partitions, not the whole archive
 
 
 def test_the_replay_dag_sends_a_days_orders_to_a_fresh_app(dagbag: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -147,6 +148,21 @@ async def test_two_kills_mid_write_leave_every_record_once(
         env=env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert answer.stdout.split()[-2:] == [str(len(trades))] * 2
+
+    # the original CSV files, from the archive (one day) and from the topics: the same rows
+    days = {t["timestamp"].date() for t in trades.values()}
+    assert len(days) == 1  # the flow is one day's: the day's export is the whole export
+    sources = {"archive": ["--from-archive", "--date", str(min(days))], "topics": []}
+    for source, extra in sources.items():
+        subprocess.run(
+            [EXCHANGE, "export", "--out", str(tmp_path / source), *extra],
+            env=env, cwd=ROOT, check=True, timeout=120, capture_output=True,
+        )  # fmt: skip
+    for name in ("successful_orders.csv", "sma_calc.csv", "profit_calc.csv"):
+        from_archive = pd.read_csv(tmp_path / "archive" / name)
+        from_topics = pd.read_csv(tmp_path / "topics" / name)
+        assert len(from_archive) > 0, name
+        pd.testing.assert_frame_equal(from_archive, from_topics, check_dtype=False)
 
     # the daily compaction: fewer files, the same rows
     before = {d.name: records(archive, d) for d in DATASETS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ def test_a_batch_lands_in_hive_directories_named_by_its_offsets(tmp_path: Path) 
     ]
     back = records(archive, TRADES)
     assert [r["seq"] for r in back] == [1, 2, 3]
+    assert [r["seq"] for r in records(archive, TRADES, date(2023, 3, 13))] == [3]
     assert back[0]["price"] == Decimal("15.12345678") and str(back[0]["quantity"]) == "5"
     assert pq.read_schema(files[0]).field("price").type.scale == 8
     assert pq.read_schema(files[0]).field("price").type.precision == 28
