@@ -156,7 +156,7 @@ async def _read(bootstrap: list[str], topic: str) -> list[dict[str, Any]]:
 
 
 def export_archive(settings: Settings, out: Path | str, day: date | None = None) -> dict[str, int]:
-    """The same files from the Parquet archive (``archive.py``) instead of the topics: the
+    """The same files from the Parquet archive (``archive/``) instead of the topics: the
     whole archive, or ``day``'s partitions only (trades by time, bars by their start)."""
     from .archive import datasets, open_archive, records
 

@@ -226,7 +226,7 @@ class Settings(BaseSettings):
 
     @property
     def archive(self) -> str:
-        """The archive's URL or path (``archive.py``)."""
+        """The archive's URL or path (``archive/``)."""
         return self.archive_url or str(self.data_dir / "archive")
 
     @property
