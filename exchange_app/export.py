@@ -24,14 +24,22 @@ from typing import Any
 
 import pandas as pd
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from .broker.offsets import true_end_offsets
 from .connection import client_options
 from .settings import Settings
 from .wire import SEED_TIME_FORMAT, loads, parse_time
 
-__all__ = ["PROFIT_COLUMNS", "SMA_COLUMNS", "TRADE_COLUMNS", "build_frames", "export", "read_topic"]
+__all__ = [
+    "PROFIT_COLUMNS",
+    "SMA_COLUMNS",
+    "TRADE_COLUMNS",
+    "build_frames",
+    "export",
+    "read_messages",
+    "read_topic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +57,10 @@ PROFIT_COLUMNS = [
 ]
 
 
-async def read_topic(
+async def read_messages(
     bootstrap: list[str], topic: str, timeout: float = 60.0
-) -> list[dict[str, Any]]:
-    """Every JSON record of ``topic`` from the earliest offset to its end now."""
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` with a value, from the earliest offset to its end now."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options()
     )
@@ -68,19 +76,27 @@ async def read_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await true_end_offsets(consumer._client, await consumer.end_offsets(tps))
-        records: list[dict[str, Any]] = []
+        found: list[ConsumerRecord] = []
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=int(timeout * 1000))
             if not batch:
                 raise TimeoutError(f"{topic}: no records within {timeout} s, {len(pending)} left")
             for tp, messages in batch.items():
-                records += [loads(m.value) for m in messages if m.offset < ends[tp] and m.value]
+                found += [m for m in messages if m.offset < ends[tp] and m.value]
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-        return records
+        log.info("read %s records of %s", len(found), topic)
+        return found
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: list[str], topic: str, timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """Every JSON record of ``topic`` from the earliest offset to its end now."""
+    return [loads(m.value) for m in await read_messages(bootstrap, topic, timeout)]
 
 
 def _seed_time(iso: str) -> str:
@@ -143,16 +159,10 @@ async def export(settings: Settings, out: Path | str) -> dict[str, int]:
     """Write the three CSV files into ``out``; return the rows written per file."""
     bootstrap = settings.bootstrap_servers
     trades, sma, profit = [
-        await _read(bootstrap, name)
+        await read_topic(bootstrap, name)
         for name in (settings.trades_topic, settings.sma_topic, settings.profit_topic)
     ]
     return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
-
-
-async def _read(bootstrap: list[str], topic: str) -> list[dict[str, Any]]:
-    found = await read_topic(bootstrap, topic)
-    log.info("export: read %s records of %s", len(found), topic)
-    return found
 
 
 def export_archive(settings: Settings, out: Path | str, day: date | None = None) -> dict[str, int]:

@@ -40,18 +40,12 @@ def archived_orders(archive: Archive, day: date) -> list[dict[str, Any]]:
     """The orders of ``day`` (by order time) as order JSON objects, in the order each source
     partition had them: what ``exchange replay --archive-date`` sends."""
     orders = next(d for d in DATASETS if d.name == "orders")
-    found = archive.dataset(orders)
-    if found is None:
-        return []
-    table = found.to_table(filter=ds.field("date") == pa.scalar(day, pa.date32()))
-    table = table.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])
-    fields = [f.name for f in orders.columns]
     replayed = []
-    for row in table.select(fields).to_pylist():
-        order = {k: _plain(v) if isinstance(v, Decimal) else v for k, v in row.items()}
-        if row["order_timestamp"] is not None:  # a CANCEL may have none
-            order["order_timestamp"] = row["order_timestamp"].isoformat()
-        replayed.append({k: v for k, v in order.items() if v is not None})
+    for row in records(archive, orders, day):
+        order = {f.name: row[f.name] for f in orders.columns if row[f.name] is not None}
+        if "order_timestamp" in order:  # a CANCEL may have none
+            order["order_timestamp"] = order["order_timestamp"].isoformat()
+        replayed.append(order)
     return replayed
 
 

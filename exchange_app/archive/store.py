@@ -155,15 +155,16 @@ class Archive:
 
     def dataset(self, dataset: Dataset) -> ds.Dataset | None:
         """The committed files of ``dataset`` as a pyarrow dataset (None: nothing yet)."""
-        if not self._files(dataset.name):
-            return None
+        root = self.path(dataset.name)
+        if self.fs.get_file_info(root).type != pafs.FileType.Directory:
+            return None  # one look, not a listing: the dataset lists its files itself
         fields = [pa.field("date", pa.date32())]
         if dataset.key:
             fields.append(pa.field(dataset.key, pa.string()))
         partitioning = ds.partitioning(pa.schema(fields), flavor="hive")
         columns = [f for f in dataset.schema if f.name != dataset.key]
         return ds.dataset(
-            self.path(dataset.name),
+            root,
             schema=pa.schema([*columns, *fields]),
             format="parquet",
             filesystem=self.fs,

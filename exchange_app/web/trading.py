@@ -92,9 +92,8 @@ class TradingViews:
         else:
             body["id"] = exchange_order_id(body.get("account") or "", str(client_id))
         body.setdefault("order_timestamp", self.clock().isoformat())
-        if client_id is None:
-            return await self._publish(body, "SUBMITTED")
-        return await self._publish(body, "SUBMITTED", client_order_id=str(client_id))
+        echo = {} if client_id is None else {"client_order_id": str(client_id)}
+        return await self._publish(body, "SUBMITTED", **echo)
 
     async def cancel(self, request: web.Request) -> web.Response:
         principal = self.gate.require(request)

@@ -17,6 +17,7 @@ from aiokafka.structs import TopicPartition
 
 from exchange_app.archive import DATASETS, open_archive, records
 from exchange_app.broker.offsets import true_end_offsets
+from exchange_app.export import read_messages
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.processes import EXCHANGE, ROOT, Worker
 from exchange_app.wire import dumps, loads, parse_time
@@ -31,27 +32,8 @@ NAMES = ("orders", "trades", "events", "sma", "profit", "pnl", "dlq")
 
 async def read_all(env: dict[str, str], name: str) -> list[tuple[int, int, bytes]]:
     """(partition, offset, value) of every record of a topic, up to its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(env), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic(env, name), p) for p in range(4)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await true_end_offsets(consumer._client, await consumer.end_offsets(tps))
-        found: list[tuple[int, int, bytes]] = []
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            for tp, messages in (await consumer.getmany(*pending, timeout_ms=1000)).items():
-                found += [
-                    (tp.partition, m.offset, m.value)
-                    for m in messages
-                    if m.offset < ends[tp] and m.value is not None
-                ]
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return found
-    finally:
-        await consumer.stop()
+    messages = await read_messages([bootstrap(env)], topic(env, name))
+    return [(m.partition, m.offset, m.value) for m in messages]
 
 
 async def end_offsets(env: dict[str, str]) -> list[int]:
