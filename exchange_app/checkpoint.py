@@ -17,9 +17,12 @@ Why this order (DESIGN section 5, as quix-streams' checkpoint):
   changelog another worker restores from. Step 3 goes through the store's own
   changelog-apply path, which also records the changelog offset reached, so a
   restart on the same data directory replays nothing it already has.
-* A failed delivery is retried with the same records (they are idempotent);
-  if it keeps failing the process stops at once, before Faust could commit the
-  batch's offsets, and the batch is processed again after the restart.
+* Records the producer could not take are handed over again (they are
+  idempotent); if that keeps failing the process stops at once, before Faust
+  could commit the batch's offsets, and the batch is processed again after the
+  restart. Records the producer took but could not deliver stop the process at
+  once: the producer already retried them, in order, for as long as its
+  delivery timeout allows.
 
 Records are handed to the producer as whole record batches per partition
 (aiokafka ``create_batch``/``send_batch``): one future per partition and
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -54,6 +57,7 @@ __all__ = [
     "Record",
     "Sink",
     "deliver",
+    "hand_over",
     "same",
 ]
 
@@ -73,18 +77,32 @@ class Record(NamedTuple):
 
 
 class Sink(Protocol):
-    async def deliver(self, records: Sequence[Record]) -> list[int]:
-        """Deliver ``records`` (in order within a partition); their offsets, in order."""
+    async def hand_over(self, records: Sequence[Record]) -> asyncio.Future[list[int]]:
+        """Queue ``records`` for delivery, each partition's after everything handed over
+        before; a future of their offsets, in order.
+
+        Raising means some records may not have been queued: hand them over again.
+        The future failing means queued records were lost: the caller stops the
+        process, and the sink must let nothing handed over later be delivered
+        before that failure is seen (:class:`KafkaSink` stops the process itself).
+        """
         ...
 
 
 class KafkaSink:
-    """Delivers through a started aiokafka producer, one record batch per partition."""
+    """Delivers through a started aiokafka producer, one record batch per partition.
+
+    The producer sends one request at a time to a broker and keeps a partition's
+    batches in order, retrying a failed one before any later one goes. A batch
+    it gives up on stops the process from that batch's own future (the first
+    callback to run after the failure, before the producer sends again), so no
+    later batch of the partition reaches the topic ahead of the lost one.
+    """
 
     def __init__(self, producer: Any) -> None:
         self.producer = producer
 
-    async def deliver(self, records: Sequence[Record]) -> list[int]:
+    async def hand_over(self, records: Sequence[Record]) -> asyncio.Future[list[int]]:
         by_partition: dict[tuple[str, int], list[int]] = defaultdict(list)
         for index, record in enumerate(records):
             by_partition[(record.topic, record.partition)].append(index)
@@ -93,14 +111,9 @@ class KafkaSink:
             for chunk in self._chunks(records, indices):
                 batch, members = chunk
                 future = await self.producer.send_batch(batch, topic, partition=partition)
+                future.add_done_callback(_stop_if_lost)
                 pending.append((future, members))
-        offsets = [0] * len(records)
-        for (_, members), metadata in zip(
-            pending, await asyncio.gather(*(future for future, _ in pending)), strict=True
-        ):
-            for position, index in enumerate(members):
-                offsets[index] = metadata.offset + position
-        return offsets
+        return asyncio.ensure_future(_offsets(pending, len(records)))
 
     def _chunks(self, records: Sequence[Record], indices: list[int]) -> list[tuple[Any, list[int]]]:
         """Fill record batches up to the producer's batch size, in order."""
@@ -134,12 +147,14 @@ class MemorySink:
 
     records: dict[str, list[Record]] = field(default_factory=lambda: defaultdict(list))
 
-    async def deliver(self, records: Sequence[Record]) -> list[int]:
+    async def hand_over(self, records: Sequence[Record]) -> asyncio.Future[list[int]]:
         offsets = []
         for record in records:
             offsets.append(len(self.records[record.topic]))
             self.records[record.topic].append(record)
-        return offsets
+        delivered: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        delivered.set_result(offsets)
+        return delivered
 
 
 class ChangelogMessage(NamedTuple):
@@ -181,6 +196,12 @@ class Checkpoint:
         """Step 1: deliver ``tx``'s outputs."""
         if tx.outputs:
             await deliver(self.sink, [self.record(output) for output in tx.outputs])
+
+    async def hand_over_outputs(self, tx: Transaction) -> asyncio.Future[list[int]] | None:
+        """Step 1 begun: hand ``tx``'s outputs over; the future of their delivery, if any."""
+        if not tx.outputs:
+            return None
+        return await hand_over(self.sink, [self.record(output) for output in tx.outputs])
 
     def record(self, output: Output) -> Record:
         key = None if output.key is None else output.key.encode()
@@ -225,47 +246,75 @@ class Checkpoint:
 
 
 class Pipeline:
-    """Commits transactions in the order given; a batch's changelog overlaps the next batch.
+    """Commits transactions in the order given, without waiting for their delivery.
 
-    :meth:`commit` returns once the transaction's outputs are delivered; its
-    changelog and local-store writes follow in the background, after those of
-    every earlier transaction. The order of :class:`Checkpoint` holds for each
-    transaction (outputs, then changelog, then local store), and across them:
+    :meth:`commit` returns once the transaction's outputs are handed to the sink,
+    after every earlier transaction's; their delivery, then the transaction's
+    changelog and local-store writes, follow in the background. The order of
+    :class:`Checkpoint` holds for each transaction (outputs delivered, then
+    changelog, then local store), and across them:
 
-    * outputs go out strictly one transaction after another (the caller
-      commits the next only when this returns), so a topic never holds a later
-      batch's outputs without an earlier one's;
-    * tables are written strictly in order, so a key's last value in the
-      changelog is the value of the last transaction that changed it.
+    * outputs are handed over strictly one transaction after another (the caller
+      commits the next only when this returns), and the sink delivers each
+      partition's records in that order, none after a lost one (:class:`Sink`):
+      a topic never holds a later batch's outputs without an earlier one's;
+    * tables are written strictly in order, each after its own outputs are
+      delivered: a key's last value in the changelog is the value of the last
+      transaction that changed it, and no state says "applied" before the
+      outputs it implies are delivered.
 
-    What overlaps is one broker round trip: the next batch is matched and its
-    outputs delivered while the previous batch's changelog is in flight.
-    Whoever reads the local store or hands partitions over first waits for
-    :meth:`drain`. A write that fails stops the process (:func:`deliver`).
+    What overlaps is the broker round trips: the next batch is fetched, matched
+    and handed over while earlier outputs and changelogs are in flight. At most
+    ``window`` transactions are incomplete at once (:meth:`commit` waits for the
+    oldest first), which bounds the memory they hold. Whoever reads the local
+    store or hands partitions over first waits for :meth:`drain`. A delivery or
+    a write that fails stops the process.
     """
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
+    def __init__(self, checkpoint: Checkpoint, window: int = 4) -> None:
+        if window < 1:
+            raise ValueError("the window must hold at least one transaction")
         self.checkpoint = checkpoint
-        self._tables: asyncio.Future[None] | None = None
+        self.window = window
+        #: completions of the transactions committed and not yet known complete, in order
+        self._pending: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        """Transactions committed whose outputs or tables are not yet durable."""
+        self._settle()
+        return len(self._pending)
 
     async def commit(self, tx: Transaction) -> None:
-        await self.checkpoint.deliver_outputs(tx)
-        if tx.changes:
-            self._tables = asyncio.ensure_future(self._write_after(self._tables, tx))
-            self._tables.add_done_callback(_stop_on_failure)
+        while self.in_flight >= self.window:
+            await asyncio.shield(self._pending[0])
+        delivered = await self.checkpoint.hand_over_outputs(tx)
+        previous = self._pending[-1] if self._pending else None
+        done = asyncio.ensure_future(self._complete(previous, delivered, tx))
+        done.add_done_callback(_stop_on_failure)
+        self._pending.append(done)
 
-    async def _write_after(self, previous: asyncio.Future[None] | None, tx: Transaction) -> None:
+    async def _complete(
+        self,
+        previous: asyncio.Future[None] | None,
+        delivered: asyncio.Future[list[int]] | None,
+        tx: Transaction,
+    ) -> None:
+        if delivered is not None:
+            await delivered
         if previous is not None:
             await asyncio.shield(previous)
-        await self.checkpoint.write_tables(tx)
+        if tx.changes:
+            await self.checkpoint.write_tables(tx)
+
+    def _settle(self) -> None:
+        while self._pending and self._pending[0].done():
+            self._pending.popleft()
 
     async def drain(self) -> None:
-        """Return once every committed transaction's tables are written."""
-        while self._tables is not None:
-            tables = self._tables
-            await asyncio.shield(tables)
-            if self._tables is tables:
-                self._tables = None
+        """Return once every committed transaction's outputs and tables are durable."""
+        while self.in_flight:
+            await asyncio.shield(self._pending[-1])  # complete only after all before it
 
 
 def _stop_on_failure(future: asyncio.Future[None]) -> None:
@@ -273,15 +322,45 @@ def _stop_on_failure(future: asyncio.Future[None]) -> None:
         return  # the worker is stopping: the batch is processed again after the restart
     exc = future.exception()
     if exc is not None:
-        log.critical("Writing a batch's tables failed (%r); stopping now", exc, exc_info=exc)
+        log.critical(
+            "A batch's outputs or tables could not be made durable (%r); stopping now",
+            exc,
+            exc_info=exc,
+        )
         exit_now()
 
 
-async def deliver(sink: Sink, records: list[Record]) -> list[int]:
-    """Deliver ``records``, retrying; stop the process at once if that keeps failing."""
+def _stop_if_lost(future: asyncio.Future[Any]) -> None:
+    """A record batch's future is done: stop the process at once if it was lost."""
+    if future.cancelled():
+        return  # the producer is stopping with the worker
+    exc = future.exception()
+    if exc is not None:
+        log.critical(
+            "The producer gave up delivering a record batch (%r). Stopping now, before "
+            "any later batch goes out; the batch is processed again after the restart.",
+            exc,
+        )
+        exit_now()
+
+
+async def _offsets(pending: list[tuple[asyncio.Future[Any], list[int]]], count: int) -> list[int]:
+    """The offsets of ``count`` records handed over as ``pending`` record batches."""
+    offsets = [0] * count
+    for (_, members), metadata in zip(
+        pending, await asyncio.gather(*(future for future, _ in pending)), strict=True
+    ):
+        for position, index in enumerate(members):
+            offsets[index] = metadata.offset + position
+    return offsets
+
+
+async def hand_over(sink: Sink, records: list[Record]) -> asyncio.Future[list[int]]:
+    """Hand ``records`` to ``sink``, again if it fails; stop the process at once if that
+    keeps failing. The future of their offsets."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await sink.deliver(records)
+            return await sink.hand_over(records)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -298,6 +377,21 @@ async def deliver(sink: Sink, records: list[Record]) -> list[int]:
             log.warning("delivery failed (%r); attempt %s of %s", exc, attempt, ATTEMPTS)
             await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+async def deliver(sink: Sink, records: list[Record]) -> list[int]:
+    """Deliver ``records`` (:func:`hand_over`, then wait for them); their offsets.
+
+    Records that were handed over and then lost stop the process at once."""
+    delivered = await hand_over(sink, records)
+    try:
+        return await delivered
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.critical("%s records were lost after they were handed over (%r)", len(records), exc)
+        exit_now()
+        raise
 
 
 def _encoded(table: Any, key: str, value: Any) -> tuple[bytes, bytes | None]:

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(
         5, ge=0, description="How long an agent waits for a batch to fill before processing it."
     )
+    pipeline_window: int = Field(
+        16,
+        ge=1,
+        description="Matching batches whose outputs or tables may be in flight at once: the "
+        "next batch is matched while earlier ones are delivered. More overlaps more broker "
+        "round trips and holds more batches in memory.",
+    )
     producer_batch_bytes: int = Field(
         1_048_576,
         ge=16_384,

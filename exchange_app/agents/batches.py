@@ -165,7 +165,7 @@ def pipeline() -> Pipeline:
     """The checkpoint of the agents that share the books (``matching.py``), pipelined."""
     global _pipeline
     if _pipeline is None:
-        _pipeline = Pipeline(checkpoint())
+        _pipeline = Pipeline(checkpoint(), window=settings.pipeline_window)
     return _pipeline
 
 

@@ -47,9 +47,10 @@ MAX_WRITES = 4_000
 
 
 #: The intake and ``match_routed`` change the same books. A batch holds this from
-#: its first change until its outputs are delivered and its tables are queued on
-#: the shared :func:`pipeline`, so transactions reach the pipeline in the order
-#: they were made and the changelog ends on every key's latest value.
+#: its first change until its outputs are handed to the producer and its tables are
+#: queued on the shared :func:`pipeline`, so transactions reach the pipeline in the
+#: order they were made: outputs go out in that order, and the changelog ends on
+#: every key's latest value.
 books_lock = asyncio.Lock()
 
 
