@@ -31,9 +31,18 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int | None = Field(
         None,
         ge=1,
-        description="How long a fetch may wait for records; default 20 on the embedded broker "
-        "(it answers a fetch only when it next looks, up to half the wait after records "
-        "arrive) and Faust's 1500 on Kafka.",
+        description="How long a fetch on the order-to-trade path (the order intake, and "
+        "changelog restores) may wait for records; default 20 on the embedded broker (it "
+        "answers a fetch only when it next looks, up to half the wait after records arrive) "
+        "and Faust's 1500 on Kafka.",
+    )
+    follow_fetch_wait_ms: int | None = Field(
+        None,
+        ge=1,
+        description="How long the fetches of every other reader may wait: Faust's agents "
+        "(analytics, re-routed orders), the live feed, the key store and the archiver; "
+        "default 100 on the embedded broker (each fetch it answers costs more the longer the "
+        "partition) and Faust's 1500 on Kafka.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT",
@@ -226,10 +235,17 @@ class Settings(BaseSettings):
 
     @property
     def fetch_wait_ms(self) -> int | None:
-        """The fetch wait to use, ``None`` to keep the client's own."""
+        """The order intake's fetch wait, ``None`` to keep the client's own."""
         if self.fetch_max_wait_ms is not None:
             return self.fetch_max_wait_ms
         return 20 if self.embedded_broker else None
+
+    @property
+    def follow_wait_ms(self) -> int | None:
+        """The fetch wait of readers off the order-to-trade path, ``None``: the client's."""
+        if self.follow_fetch_wait_ms is not None:
+            return self.follow_fetch_wait_ms
+        return 100 if self.embedded_broker else None
 
     @property
     def archive(self) -> str:

@@ -57,7 +57,7 @@ class Archiver:
             enable_auto_commit=False,
             auto_offset_reset="none",  # a position off the log is an error, never a jump
             isolation_level="read_committed",  # never what an aborted transaction wrote
-            fetch_max_wait_ms=self.settings.fetch_wait_ms or 500,
+            fetch_max_wait_ms=self.settings.follow_wait_ms or 500,
             **client_options(self.settings),
         )
         await consumer.start()

@@ -63,7 +63,8 @@ async def true_end_offsets(client: Any, reported: Mapping[TP, int]) -> dict[TP, 
 class EndOffsetsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = getattr(getattr(self.app, "settings", None), "fetch_wait_ms", None)
+        # Faust's consumer reads the agents' inputs, off the order-to-trade path.
+        wait_ms = getattr(getattr(self.app, "settings", None), "follow_wait_ms", None)
         if wait_ms is not None:
             # Faust fixes fetch_max_wait_ms at 1500; aiokafka reads it when it starts.
             consumer._fetch_max_wait_ms = wait_ms

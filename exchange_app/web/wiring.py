@@ -135,7 +135,7 @@ async def follow_api_keys() -> None:
         )
         return
     await follow_keys(
-        keys, settings.bootstrap_servers, settings.keys_topic, settings.fetch_wait_ms or 500
+        keys, settings.bootstrap_servers, settings.keys_topic, settings.follow_wait_ms or 500
     )
 
 
@@ -151,6 +151,6 @@ async def live_feed() -> None:
             settings.profit_topic: "profit",
             settings.pnl_topic: "pnl",
         },
-        settings.fetch_wait_ms,
+        settings.follow_wait_ms,
         settings.live_feed_interval_ms / 1000,
     )
