@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         description="How long the fetches of every other reader may wait: Faust's agents "
         "(analytics, re-routed orders), the live feed, the key store and the archiver; "
         "default 100 on the embedded broker (each fetch it answers costs more the longer the "
-        "partition) and Faust's 1500 on Kafka.",
+        "partition); on Kafka, which answers as soon as records arrive, each client's own.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT",
