@@ -188,14 +188,11 @@ class Checkpoint:
         self._spread = itertools.count()
 
     async def commit(self, tx: Transaction) -> None:
-        await self.deliver_outputs(tx)
+        delivered = await self.hand_over_outputs(tx)
+        if delivered is not None:
+            await _delivered(delivered, len(tx.outputs))
         if tx.changes:
             await self.write_tables(tx)
-
-    async def deliver_outputs(self, tx: Transaction) -> None:
-        """Step 1: deliver ``tx``'s outputs."""
-        if tx.outputs:
-            await deliver(self.sink, [self.record(output) for output in tx.outputs])
 
     async def hand_over_outputs(self, tx: Transaction) -> asyncio.Future[list[int]] | None:
         """Step 1 begun: hand ``tx``'s outputs over; the future of their delivery, if any."""
@@ -383,13 +380,17 @@ async def deliver(sink: Sink, records: list[Record]) -> list[int]:
     """Deliver ``records`` (:func:`hand_over`, then wait for them); their offsets.
 
     Records that were handed over and then lost stop the process at once."""
-    delivered = await hand_over(sink, records)
+    return await _delivered(await hand_over(sink, records), len(records))
+
+
+async def _delivered(delivered: asyncio.Future[list[int]], count: int) -> list[int]:
+    """The offsets of ``count`` records handed over; stop the process if they were lost."""
     try:
         return await delivered
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        log.critical("%s records were lost after they were handed over (%r)", len(records), exc)
+        log.critical("%s records were lost after they were handed over (%r)", count, exc)
         exit_now()
         raise
 
