@@ -236,16 +236,18 @@ class Settings(BaseSettings):
     @property
     def fetch_wait_ms(self) -> int | None:
         """The order intake's fetch wait, ``None`` to keep the client's own."""
-        if self.fetch_max_wait_ms is not None:
-            return self.fetch_max_wait_ms
-        return 20 if self.embedded_broker else None
+        return self._embedded_default(self.fetch_max_wait_ms, 20)
 
     @property
     def follow_wait_ms(self) -> int | None:
         """The fetch wait of readers off the order-to-trade path, ``None``: the client's."""
-        if self.follow_fetch_wait_ms is not None:
-            return self.follow_fetch_wait_ms
-        return 100 if self.embedded_broker else None
+        return self._embedded_default(self.follow_fetch_wait_ms, 100)
+
+    def _embedded_default(self, value: int | None, embedded: int) -> int | None:
+        """``value`` if set, else ``embedded`` on the embedded broker (None: the client's)."""
+        if value is not None:
+            return value
+        return embedded if self.embedded_broker else None
 
     @property
     def archive(self) -> str:
