@@ -394,6 +394,13 @@ def worker(faust_args: tuple[str, ...]) -> None:
     help="--e2e: how long the latency phase offers orders.",
 )
 @click.option(
+    "--latency-rounds",
+    default=3,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="--e2e: latency rounds, each on a fresh worker; the table gives their medians.",
+)
+@click.option(
     "--resting",
     default=1_000_000,
     type=click.IntRange(min=1),
@@ -420,6 +427,7 @@ def bench(
     e2e: bool,
     rate: float,
     latency_seconds: float,
+    latency_rounds: int,
     resting: int,
     skip: tuple[str, ...],
     timeout: float,
@@ -431,7 +439,7 @@ def bench(
     pass-through and a bare Faust agent (see the README, "End-to-end benchmark").
     """
     if e2e:
-        _bench_e2e(count, seed, rate, latency_seconds, resting, skip, timeout, keep)
+        _bench_e2e(count, seed, rate, latency_seconds, latency_rounds, resting, skip, timeout, keep)
         return
     from .bench import run_benchmarks
 
@@ -445,6 +453,7 @@ def _bench_e2e(
     seed: int,
     rate: float,
     latency_seconds: float,
+    latency_rounds: int,
     resting: int,
     skip: tuple[str, ...],
     timeout: float,
@@ -460,6 +469,7 @@ def _bench_e2e(
         orders=count or 30_000,
         rate=rate,
         latency_seconds=latency_seconds,
+        latency_rounds=latency_rounds,
         resting=resting,
         seed=seed,
         keep=keep,
@@ -468,7 +478,9 @@ def _bench_e2e(
     )
     parts = [f"{options.orders:,} seed orders (seed {seed})"]
     if "latency" not in skipped:
-        parts.append(f"latency at {rate:,.0f} orders/s for {latency_seconds:g} s")
+        parts.append(
+            f"latency at {rate:,.0f} orders/s for {latency_seconds:g} s, {latency_rounds} rounds"
+        )
     if "restart" not in skipped:
         parts.append(f"{resting:,} resting orders")
     click.echo(

@@ -10,7 +10,8 @@ starts its own embedded broker and workers in a temporary directory:
   drain          N orders preloaded, then one worker: every order's first report
                  (matching), every instrument's ``sma`` at its last trade (all agents)
   latency        orders offered at a fixed rate: trade timestamp - aggressor's send time,
-                 next to the pass-through's at the same rate (copy timestamp - send time)
+                 next to the pass-through's at the same rate (copy timestamp - send time);
+                 in rounds, each on a fresh worker and fresh topics, reported as medians
   restart        R resting orders drained, then Ready and /health after a restart on
                  the worker's own state and after one restoring from the changelogs
 
@@ -38,7 +39,7 @@ from ..orderflow import START_ID, resting_orders, seed_orders, stepping_clock
 from ..processes import FAUST, Worker, exchange_env, topic
 from ..settings import Settings
 from .outputs import analytics_caught_up, copy_delays, first_reports, trade_delays
-from .report import Row, percentile, render
+from .report import Round, Row, render, rounds_summary
 from .topic_io import TopicReader, copy_topic, keyed, offer, produce
 from .watch import PhaseError, Watch, books_served, boot
 
@@ -58,6 +59,8 @@ class E2EOptions:
     orders: int = 30_000
     rate: float = 2_000.0
     latency_seconds: float = 20.0
+    #: latency rounds; each offers ``rate`` for ``latency_seconds`` to a fresh worker
+    latency_rounds: int = 3
     resting: int = 1_000_000
     seed: int = 7
     keep: bool = False
@@ -68,14 +71,6 @@ class E2EOptions:
     def patience(self, count: int) -> float:
         """Seconds a wait for ``count`` orders may take: 2 min plus 500 orders/s at worst."""
         return self.timeout or 120.0 + count / 500
-
-
-def delays(ms: list[float], count: int, what: str) -> str:
-    """``ms`` (ascending) as p50, p99 and max."""
-    return (
-        f"p50 {percentile(ms, 50):,.1f} ms, p99 {percentile(ms, 99):,.1f} ms, "
-        f"max {ms[-1]:,.1f} ms; {count:,} {what}"
-    )
 
 
 def run_e2e(options: E2EOptions, echo: Callable[[str], None]) -> list[Row]:
@@ -94,7 +89,6 @@ class _Bench:
     rows: list[Row] = field(default_factory=list)
     base: float | None = None  # pass-through msg/s
     preloaded: str | None = None  # topic holding the N seed orders
-    exchange: tuple[dict[str, str], Worker] | None = None  # the drained, running worker
     fetch_wait_ms: int = 20  # the exchange's, read from the settings at the start
 
     async def run(self) -> list[Row]:
@@ -132,7 +126,6 @@ class _Bench:
             self.echo(f"[e2e] {name}: {exc!r}")
         for worker in self.workers:  # a stuck worker must not slow the next phase down
             worker.stop()
-        self.exchange = None
 
     @property
     def bootstrap(self) -> str:
@@ -245,21 +238,32 @@ class _Bench:
         else:
             rate = n * 1000 / max(done - first, 1)
             self.rows.append(Row(phase, f"{rate:,.0f} orders/s", self.ratio(rate), rss))
-        if "latency" in self.options.skip:
-            worker.stop()
-        else:
-            self.exchange = env, worker  # the latency phase goes on with it
+        worker.stop()
 
     async def latency(self) -> None:
-        await self.exchange_latency()
-        await self.passthrough_latency()  # after: the worker is stopped by then
+        """Rounds of the exchange's latency, each followed by the pass-through's at the same
+        rate. One round's p99 swings with how busy the broker and the machine are in its last
+        seconds, so the rows give the medians of the rounds and every round's p99."""
+        rate, seconds = self.options.rate, self.options.latency_seconds
+        exchange: list[Round] = []
+        floor: list[Round] = []
+        for number in range(1, self.options.latency_rounds + 1):
+            exchange.append(await self.exchange_latency(number))
+            floor.append(await self.passthrough_latency(number))  # the worker has stopped
+        title = f"latency at {rate:,.0f}/s for {seconds:g} s"
+        rss = max((r.rss for r in exchange if r.rss is not None), default=None)
+        self.rows.append(Row(title, rounds_summary(exchange, "trades"), rss=rss))
+        self.rows.append(
+            Row(f"pass-through latency at {rate:,.0f}/s", rounds_summary(floor, "copies"))
+        )
 
-    async def passthrough_latency(self) -> None:
+    async def passthrough_latency(self, number: int) -> Round:
         """The floor: orders offered as below, each copied by a bare consumer-producer."""
         rate, seconds = self.options.rate, self.options.latency_seconds
         phase = f"pass-through latency at {rate:,.0f}/s"
-        self.echo(f"[e2e] {phase} for {seconds:g} s")
-        source, target = f"e2e-{self.tag}-offered", f"e2e-{self.tag}-offered-copy"
+        self.echo(f"[e2e] {phase} for {seconds:g} s, round {number}")
+        source = f"e2e-{self.tag}-offered-{number}"
+        target = f"{source}-copy"
         await ensure_topics([self.bootstrap], [source, target], partitions=PARTITIONS)
         count = int(rate * seconds)
         copying = asyncio.ensure_future(
@@ -273,7 +277,7 @@ class _Bench:
             )
         )
         orders = seed_orders(clock=stepping_clock(EPOCH), seed=self.options.seed + 2)
-        sent_at, _ = await offer(
+        sent_at, took = await offer(
             self.bootstrap, source, orders, PARTITIONS, rate=rate, seconds=seconds
         )
         try:
@@ -285,17 +289,16 @@ class _Bench:
             ms = await copy_delays(copies, sent_at)
         finally:
             await copies.stop()
-        self.rows.append(Row(phase, delays(ms, len(ms), "copies") if ms else "no copies"))
+        if not ms:
+            raise PhaseError(phase, f"no copies of {len(sent_at):,} orders")
+        return Round(ms, len(sent_at) / took)
 
-    async def exchange_latency(self) -> None:
+    async def exchange_latency(self, number: int) -> Round:
         rate, seconds, phase = self.options.rate, self.options.latency_seconds, "latency"
-        if self.exchange is None:
-            env = self.env("latency")
-            worker = self.worker(env, "latency.log")
-            await boot(worker, phase, timeout=self.boot_timeout)
-            self.exchange = env, worker
-        env, worker = self.exchange
-        self.echo(f"[e2e] {phase}: {rate:,.0f} orders/s for {seconds:g} s")
+        env = self.env(f"latency-{number}")
+        worker = self.worker(env, f"latency-{number}.log")
+        await boot(worker, phase, timeout=self.boot_timeout)
+        self.echo(f"[e2e] {phase}: {rate:,.0f} orders/s for {seconds:g} s, round {number}")
         events = await TopicReader(self.bootstrap, topic(env, "events")).start(from_end=True)
         trades = await TopicReader(self.bootstrap, topic(env, "trades")).start(from_end=True)
         try:
@@ -314,13 +317,9 @@ class _Bench:
             await trades.stop()
         rss = worker.peak_rss_mib()
         worker.stop()
-        self.exchange = None
-        held = f"{len(sent_at) / took:,.0f}/s held" if took else ""
-        title = f"latency at {rate:,.0f}/s for {seconds:g} s"
         if not ms:
-            self.rows.append(Row(title, f"no trades ({len(sent_at):,} orders, {held})", rss=rss))
-            return
-        self.rows.append(Row(title, f"{delays(ms, len(ms), 'trades')}, {held}", rss=rss))
+            raise PhaseError(phase, f"no trades from {len(sent_at):,} orders", worker)
+        return Round(ms, len(sent_at) / took, rss)
 
     async def restart(self) -> None:
         r, phase = self.options.resting, f"resting drain ({self.options.resting:,} orders)"
