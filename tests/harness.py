@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from exchange_app.processes import (  # noqa: F401  (the tests import them from here)
     EXCHANGE,
@@ -222,11 +223,26 @@ def assert_same_analytics(got: dict[str, list[Any]], expected: dict[str, list[An
         assert latest(got[name], *key) == latest(expected[name], *key), name
 
 
+async def eventually(check: Callable[[], Awaitable[None]], timeout: float = 30.0) -> None:
+    """Await ``check`` until it stops failing an assertion; after ``timeout`` s its last
+    failure is raised. For state no output announces: a worker writes its tables after the
+    outputs a test waits for, and an order that trades with nothing has no output at all."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(AssertionError),
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.25),
+        reraise=True,
+    ):
+        with attempt:
+            await check()
+
+
 async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
-    """Every book, as ``/orderbook`` on that worker shows it, equals the reference's."""
+    """Every book, as ``/orderbook`` on that worker shows it, equals the reference's, once
+    the worker has applied the orders after the last trade (they have no output to wait for)."""
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
+    async def same() -> None:
         for instrument, book in books.items():
             url = f"http://127.0.0.1:{port}/orderbook/{instrument}?depth=1000"
             async with session.get(url) as response:
@@ -236,6 +252,9 @@ async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
                 for side in ("bids", "asks")
             }
             assert shown == book_levels(book), (port, instrument)
+
+    async with aiohttp.ClientSession() as session:
+        await eventually(same)
 
 
 async def api_key(

@@ -12,7 +12,7 @@ import pytest
 
 from exchange_app.broker import free_port
 from exchange_app.routing import home_partition
-from tests.harness import api_key, bearer, consume, exchange_env, produce
+from tests.harness import api_key, bearer, consume, eventually, exchange_env, produce
 
 pytestmark = pytest.mark.integration
 
@@ -98,17 +98,20 @@ async def test_every_view_answers_for_every_key_from_either_worker(
                 assert response.status == 403  # a trader's key is not an admin's
         await produce(first, orders())
         await consume(first, "pnl", until=lambda r: len(r) >= 2 * len(INSTRUMENTS))
-        await asyncio.sleep(1.0)  # the tape and bar history agents follow the trades
 
         paths = ["/instruments"]
         for instrument in INSTRUMENTS:
             paths += [f"/orderbook/{instrument}", f"/trades/{instrument}", f"/bars/{instrument}",
                       f"/profit/{instrument}"]  # fmt: skip
         paths += [f"/accounts/{account}" for account in ACCOUNTS]
-        for path in paths:
-            answers = [await fetch(session, url + path) for url in urls]
-            assert answers[0] == answers[1], path
-            assert answers[0][0] == 200, (path, answers[0])
+
+        async def agree() -> None:  # tables are written after the outputs waited for above
+            for path in paths:
+                answers = [await fetch(session, url + path) for url in urls]
+                assert answers[0] == answers[1], path
+                assert answers[0][0] == 200, (path, answers[0])
+
+        await eventually(agree)
         _, listing = await fetch(session, urls[1] + "/instruments")
         assert [row["instrument"] for row in listing["instruments"]] == sorted(INSTRUMENTS)
         for url in urls:
