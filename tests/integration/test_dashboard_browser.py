@@ -44,7 +44,8 @@ async def order_flow(env: dict[str, str]) -> None:
 
 async def test_dashboard_updates_live_and_takes_orders(env, start_worker, tmp_path: Path) -> None:
     start_worker(env)
-    key = await api_key(env, "alice", admin=False)
+    base = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
+    key = await api_key(env, "alice", admin=False, known_at=[base])  # the page asks once
     flow = asyncio.create_task(order_flow(env))
     screenshot = Path(os.environ.get("EXCHANGE_SCREENSHOT", ROOT / "artifacts" / "dashboard.png"))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ async def test_dashboard_updates_live_and_takes_orders(env, start_worker, tmp_pa
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.goto(f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}/")
+            await page.goto(f"{base}/")
             await page.wait_for_selector("#status.online", timeout=30_000)
             # market data flows before signing in; the account panel waits for a key
             assert await page.input_value("#account") == ""
