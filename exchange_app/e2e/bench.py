@@ -245,22 +245,21 @@ class _Bench:
         rate. One round's p99 swings with how busy the broker and the machine are in its last
         seconds, so the rows give the medians of the rounds and every round's p99."""
         rate, seconds = self.options.rate, self.options.latency_seconds
+        floor_phase = f"pass-through latency at {rate:,.0f}/s"
         exchange: list[Round] = []
         floor: list[Round] = []
         for number in range(1, self.options.latency_rounds + 1):
             exchange.append(await self.exchange_latency(number))
-            floor.append(await self.passthrough_latency(number))  # the worker has stopped
+            # the worker has stopped
+            floor.append(await self.passthrough_latency(floor_phase, number))
         title = f"latency at {rate:,.0f}/s for {seconds:g} s"
         rss = max((r.rss for r in exchange if r.rss is not None), default=None)
         self.rows.append(Row(title, rounds_summary(exchange, "trades"), rss=rss))
-        self.rows.append(
-            Row(f"pass-through latency at {rate:,.0f}/s", rounds_summary(floor, "copies"))
-        )
+        self.rows.append(Row(floor_phase, rounds_summary(floor, "copies")))
 
-    async def passthrough_latency(self, number: int) -> Round:
+    async def passthrough_latency(self, phase: str, number: int) -> Round:
         """The floor: orders offered as below, each copied by a bare consumer-producer."""
         rate, seconds = self.options.rate, self.options.latency_seconds
-        phase = f"pass-through latency at {rate:,.0f}/s"
         self.echo(f"[e2e] {phase} for {seconds:g} s, round {number}")
         source = f"e2e-{self.tag}-offered-{number}"
         target = f"{source}-copy"
