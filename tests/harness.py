@@ -200,11 +200,17 @@ async def consume_analytics(
     got = {}
     for name, rows in expected.items():
         key = ANALYTICS_KEYS[name]
-        want = latest(rows, *key)
         got[name] = await consume(
-            env, name, until=lambda r, k=key, w=want: latest(r, *k) == w, timeout=timeout
+            env, name, until=_lasts_are(latest(rows, *key), key), timeout=timeout
         )
     return got
+
+
+def _lasts_are(
+    want: dict[tuple[Any, ...], dict[str, Any]], key: tuple[str, ...]
+) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether the last record of every ``key`` in the records read equals ``want``'s."""
+    return lambda records: latest(records, *key) == want
 
 
 def reference_run(orders: list[dict[str, Any]]) -> tuple[Any, dict[str, Any], dict[str, list[Any]]]:
