@@ -16,7 +16,7 @@ While they keep up, both agents take their input at most once per
 matching batch would cost the broker a fetch and the worker a transaction each,
 for a handful of trades. So under a steady flow the ``sma``, ``profit`` and
 ``pnl`` records of a quarter of a second come out together, and a ``pnl``
-record about two intervals after its trade.
+record up to about two intervals after its trade.
 """
 
 from __future__ import annotations

@@ -208,11 +208,25 @@ async def rest(consumer: Any, topics: frozenset[str], until: float) -> None:
     """
     paused = {tp for tp in consumer.assignment() if tp.topic in topics}
     rebalances = app.rebalancing_count
-    consumer.pause_partitions(paused)
+    pause(consumer, paused)
     await asyncio.sleep(max(0.0, until - time.monotonic()))
     if app.rebalancing or app.rebalancing_count != rebalances:
         return
     consumer.resume_partitions(paused & consumer.assignment())
+
+
+def pause(consumer: Any, tps: set[TP]) -> None:
+    """Faust's ``pause_partitions`` without its gap.
+
+    Faust's ``getmany`` hands over the records of a fetch one by one, keeping
+    only those of the partitions in its set of active partitions, and
+    ``pause_partitions`` takes partitions out of that very set. Records of a
+    fetch under way would be dropped after the fetcher counted them as read: the
+    next batch would start past them. So the consumer gets a new set without
+    ``tps``, and a ``getmany`` under way keeps filtering by the old one.
+    """
+    consumer._active_partitions = consumer._get_active_partitions() - tps
+    consumer._paused_partitions.update(tps)
 
 
 def _topics(stream: StreamT[Any]) -> frozenset[str]:
