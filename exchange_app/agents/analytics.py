@@ -10,13 +10,6 @@
 Within a batch, an ``sma``/``profit`` record that a later one of the same
 instrument supersedes is dropped unless it is ``final``, and so is a ``pnl``
 record superseded for the same account and instrument (:func:`coalesce`).
-
-While they keep up, both agents take their input at most once per
-``EXCHANGE_ANALYTICS_INTERVAL_MS`` (250; :func:`~.batches.rest`): a batch per
-matching batch would cost the broker a fetch and the worker a transaction each,
-for a handful of trades. So under a steady flow the ``sma``, ``profit`` and
-``pnl`` records of a quarter of a second come out together, and a ``pnl``
-record up to about two intervals after its trade.
 """
 
 from __future__ import annotations
@@ -70,7 +63,7 @@ def _trades(event: EventT) -> list[dict[str, Any]]:
 @app.agent(trade_batches)
 async def analyse_trades(stream: StreamT[Any]) -> None:
     """Bars with every SMA, the window profit, the tape, and each trade's fills by account."""
-    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
+    async for events in batches(stream):
         await _analyse(events)
 
 
@@ -100,7 +93,7 @@ async def _analyse(events: Sequence[EventT]) -> None:
 @app.agent(fills)
 async def compute_pnl(stream: StreamT[bytes]) -> None:
     """FIFO positions and realized/unrealized P&L per account and instrument."""
-    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
+    async for events in batches(stream):
         await _compute_pnl(events)
 
 
