@@ -45,6 +45,7 @@ from faust.types import TP
 from tables.transaction import Output, Transaction
 
 from .broker.watch import exit_now
+from .sharing import LoopShare
 from .wire import dumps
 
 __all__ = [
@@ -187,18 +188,26 @@ class Checkpoint:
         self.partitions = partitions
         self._spread = itertools.count()
 
-    async def commit(self, tx: Transaction) -> None:
-        delivered = await self.hand_over_outputs(tx)
+    async def commit(self, tx: Transaction, share: LoopShare | None = None) -> None:
+        """Steps 1 to 3 for ``tx``; with ``share``, handing the loop back between records."""
+        delivered = await self.hand_over_outputs(tx, share)
         if delivered is not None:
             await _delivered(delivered, len(tx.outputs))
         if tx.changes:
-            await self.write_tables(tx)
+            await self.write_tables(tx, share)
 
-    async def hand_over_outputs(self, tx: Transaction) -> asyncio.Future[list[int]] | None:
+    async def hand_over_outputs(
+        self, tx: Transaction, share: LoopShare | None = None
+    ) -> asyncio.Future[list[int]] | None:
         """Step 1 begun: hand ``tx``'s outputs over; the future of their delivery, if any."""
         if not tx.outputs:
             return None
-        return await hand_over(self.sink, [self.record(output) for output in tx.outputs])
+        records = []
+        for output in tx.outputs:
+            records.append(self.record(output))
+            if share is not None:
+                await share.turn()
+        return await hand_over(self.sink, records)
 
     def record(self, output: Output) -> Record:
         key = None if output.key is None else output.key.encode()
@@ -212,7 +221,7 @@ class Checkpoint:
         value = output.value if isinstance(output.value, bytes) else dumps(output.value)
         return Record(self.topics[output.stream], partition, key, value)
 
-    async def write_tables(self, tx: Transaction) -> None:
+    async def write_tables(self, tx: Transaction, share: LoopShare | None = None) -> None:
         """Steps 2 and 3: ``tx``'s changed keys to the changelogs, then to the local store."""
         changed = list(tx.tables())
         records, keys = [], []
@@ -221,7 +230,12 @@ class Checkpoint:
             for key, value in changes.items():
                 records.append(Record(topic, partition, *_encoded(table, key, value)))
                 keys.append((key, value))
+                if share is not None:
+                    await share.turn()
         offsets = await deliver(self.sink, records)
+        # From here on nothing awaits, even with ``share``: another agent's batch that
+        # shares a changelog partition (``inputs``) and was delivered after this one
+        # must not record a changelog offset past records not yet in the local store.
         position = 0
         for table, partition, changes in changed:
             events = []
