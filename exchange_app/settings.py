@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(
         5, ge=0, description="How long an agent waits for a batch to fill before processing it."
     )
+    analytics_interval_ms: int = Field(
+        250,
+        ge=0,
+        description="While the analytics agents keep up, they take their input at most once "
+        "per this interval (Faust's consumer pauses their partitions in between), so bars, "
+        "SMA, profit and P&L are published about this often under a steady flow. Each read "
+        "and each batch costs the broker and the worker's loop the same however few trades "
+        "it carries; 0 reads as often as trades come.",
+    )
     pipeline_window: int = Field(
         16,
         ge=1,

@@ -10,6 +10,15 @@
 Within a batch, an ``sma``/``profit`` record that a later one of the same
 instrument supersedes is dropped unless it is ``final``, and so is a ``pnl``
 record superseded for the same account and instrument (:func:`coalesce`).
+
+While they keep up, both agents take their input at most once per
+``EXCHANGE_ANALYTICS_INTERVAL_MS`` (250; :func:`~.batches.rest`): a batch per
+matching batch would cost the broker a fetch and the worker a transaction each,
+for a handful of trades. So under a steady flow the ``sma``, ``profit`` and
+``pnl`` records of a quarter of a second come out together, and a ``pnl``
+record up to about two intervals after its trade. Such a batch is tens of
+milliseconds of work: it hands the worker's loop back every millisecond
+(:class:`~exchange_app.sharing.LoopShare`), so that matching is not held up.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -25,6 +34,7 @@ from faust.types import EventT, StreamT
 from exchange_app.application import app
 from exchange_app.packing import PackingError, unpack
 from exchange_app.routing import key_partition
+from exchange_app.sharing import LoopShare
 from exchange_app.topics import fills, trade_batches
 from exchange_app.wire import dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, coalesce, fills_of
@@ -45,10 +55,31 @@ ledger = PnlLedger(positions_table)
 tape = TradeTape(tape_table, settings.bar_seconds)
 
 
+_adapters = (bars, profits, ledger, tape)
+#: partition assignments seen: each drops the adapters' state held in memory
+_moves = 0
+
+
 @app.on_partitions_assigned.connect
 def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    for adapter in (bars, profits, ledger, tape):
+    global _moves
+    _moves += 1
+    for adapter in _adapters:
         adapter.invalidate()
+
+
+async def _consistently(
+    compute: Callable[[LoopShare | None], Awaitable[Transaction]],
+) -> Transaction:
+    """A batch's transaction, computed sharing the loop; computed again without sharing
+    if partitions moved meanwhile (the adapters dropped their state halfway through)."""
+    moves = _moves
+    tx = await compute(LoopShare())
+    if _moves != moves:
+        for adapter in _adapters:
+            adapter.invalidate()
+        tx = await compute(None)
+    return tx
 
 
 def _trades(event: EventT) -> list[dict[str, Any]]:
@@ -63,47 +94,59 @@ def _trades(event: EventT) -> list[dict[str, Any]]:
 @app.agent(trade_batches)
 async def analyse_trades(stream: StreamT[Any]) -> None:
     """Bars with every SMA, the window profit, the tape, and each trade's fills by account."""
-    async for events in batches(stream):
+    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
         await _analyse(events)
 
 
 async def _analyse(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
-    tx = Transaction()
-    by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        partition = event.message.partition
-        for trade in _trades(event):
-            bars.handle(trade, partition, tx)
-            profits.handle(trade, partition, tx)
-            tape.record_trade(trade, partition, tx)
-            for fill in fills_of(trade):
-                by_account[key_partition(fill["account"], settings.partitions)].append(fill)
-    for adapter in (bars, profits, tape):
-        adapter.flush(tx)
-    tx.outputs = coalesce(tx.outputs)
-    for output in tx.outputs:
-        if output.stream == "sma" and output.partition is not None:
-            tape.record_bar(output.value, output.partition, tx)
-    for partition, batch in by_account.items():
-        tx.send(Output("fills", None, dumps({"fills": batch}), partition))
-    await complete(events, tx, started)
+
+    async def compute(share: LoopShare | None) -> Transaction:
+        tx = Transaction()
+        by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for event in events:
+            partition = event.message.partition
+            for trade in _trades(event):
+                bars.handle(trade, partition, tx)
+                profits.handle(trade, partition, tx)
+                tape.record_trade(trade, partition, tx)
+                for fill in fills_of(trade):
+                    by_account[key_partition(fill["account"], settings.partitions)].append(fill)
+            if share is not None:
+                await share.turn()
+        for adapter in (bars, profits, tape):
+            adapter.flush(tx)
+        tx.outputs = coalesce(tx.outputs)
+        for output in tx.outputs:
+            if output.stream == "sma" and output.partition is not None:
+                tape.record_bar(output.value, output.partition, tx)
+        for partition, batch in by_account.items():
+            tx.send(Output("fills", None, dumps({"fills": batch}), partition))
+        return tx
+
+    await complete(events, await _consistently(compute), started, share=LoopShare())
 
 
 @app.agent(fills)
 async def compute_pnl(stream: StreamT[bytes]) -> None:
     """FIFO positions and realized/unrealized P&L per account and instrument."""
-    async for events in batches(stream):
+    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
         await _compute_pnl(events)
 
 
 async def _compute_pnl(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
-    tx = Transaction()
-    for event in events:
-        partition = event.message.partition
-        for fill in loads(event.message.value or b"")["fills"]:
-            ledger.handle(fill, partition, tx)
-    ledger.flush(tx)
-    tx.outputs = coalesce(tx.outputs)
-    await complete(events, tx, started)
+
+    async def compute(share: LoopShare | None) -> Transaction:
+        tx = Transaction()
+        for event in events:
+            partition = event.message.partition
+            for fill in loads(event.message.value or b"")["fills"]:
+                ledger.handle(fill, partition, tx)
+            if share is not None:
+                await share.turn()
+        ledger.flush(tx)
+        tx.outputs = coalesce(tx.outputs)
+        return tx
+
+    await complete(events, await _consistently(compute), started, share=LoopShare())

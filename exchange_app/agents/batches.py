@@ -4,7 +4,8 @@ An agent takes up to ``EXCHANGE_BATCH_SIZE`` events (waiting at most
 ``EXCHANGE_BATCH_WAIT_MS`` for more), processes them into one
 :class:`Transaction`, commits it through the checkpoint, and only then lets
 Faust ack the events (``take_events`` acks a batch when the agent asks for the
-next one).
+next one). An agent may also rest between the batches it keeps up with
+(:func:`rest`), so that one batch takes what arrived meanwhile.
 
 **Input positions.** Faust's committed offsets are not enough to resume from:
 around a rebalance its stream can skip a message it fetched before (it drops
@@ -21,6 +22,7 @@ consumer is sent back to the stored position to read it again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -31,6 +33,7 @@ from faust.types import TP, EventT, StreamT
 from exchange_app.application import app
 from exchange_app.checkpoint import Checkpoint, KafkaSink, Pipeline, Sink
 from exchange_app.metrics import metrics
+from exchange_app.sharing import LoopShare
 from exchange_app.topics import stream_topics
 from tables.declarations import inputs_table
 from tables.transaction import Transaction
@@ -169,11 +172,16 @@ def pipeline() -> Pipeline:
     return _pipeline
 
 
-async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
-    """The stream's events a batch at a time: those at their partition's stored position."""
+async def batches(stream: StreamT[Any], *, every_ms: int = 0) -> AsyncIterator[Sequence[EventT]]:
+    """The stream's events a batch at a time: those at their partition's stored position.
+
+    With ``every_ms``, a batch smaller than the batch size (the agent keeps up) is
+    followed by a rest until ``every_ms`` after it was taken (:func:`rest`).
+    """
     within = settings.batch_wait_ms / 1000
     taken = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
     async for events in taken:
+        taken_at = time.monotonic()
         admitted, replayed, reread = positions.admit(events)
         if replayed:
             metrics.replayed_inputs.inc(replayed)
@@ -185,6 +193,45 @@ async def batches(stream: StreamT[Any]) -> AsyncIterator[Sequence[EventT]]:
             await _seek(tp)
         if admitted:
             yield admitted
+        if every_ms and len(events) < settings.batch_size:
+            await rest(app.consumer, _topics(stream), taken_at + every_ms / 1000)
+
+
+async def rest(consumer: Any, topics: frozenset[str], until: float) -> None:
+    """Stop Faust's ``consumer`` fetching ``topics`` until ``until`` (monotonic).
+
+    Their partitions are paused in the consumer: it takes no more of their
+    records, and the fetcher asks the broker for none while it holds some not
+    yet taken. So the next batch gathers what arrived meanwhile in one or two
+    fetches, instead of one fetch and one small batch per matching batch. A
+    rebalance meanwhile leaves the partitions to Faust, whose recovery resumes
+    every stream partition it assigns.
+    """
+    paused = {tp for tp in consumer.assignment() if tp.topic in topics}
+    rebalances = app.rebalancing_count
+    pause(consumer, paused)
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    if app.rebalancing or app.rebalancing_count != rebalances:
+        return
+    consumer.resume_partitions(paused & consumer.assignment())
+
+
+def pause(consumer: Any, tps: set[TP]) -> None:
+    """Faust's ``pause_partitions`` without its gap.
+
+    Faust's ``getmany`` hands over the records of a fetch one by one, keeping
+    only those of the partitions in its set of active partitions, and
+    ``pause_partitions`` takes partitions out of that very set. Records of a
+    fetch under way would be dropped after the fetcher counted them as read: the
+    next batch would start past them. So the consumer gets a new set without
+    ``tps``, and a ``getmany`` under way keeps filtering by the old one.
+    """
+    consumer._active_partitions = consumer._get_active_partitions() - tps
+    consumer._paused_partitions.update(tps)
+
+
+def _topics(stream: StreamT[Any]) -> frozenset[str]:
+    return frozenset(getattr(stream.channel, "topics", ()))
 
 
 async def _seek(tp: TP) -> None:
@@ -203,12 +250,16 @@ async def complete(
     tx: Transaction,
     started: float,
     *,
-    via: Checkpoint | Pipeline | None = None,
+    via: Pipeline | None = None,
+    share: LoopShare | None = None,
 ) -> None:
-    """Make the batch's ``tx`` and positions durable (through the checkpoint, or ``via``
-    the pipeline), then record its metrics."""
+    """Make the batch's ``tx`` and positions durable (through the checkpoint, sharing the
+    loop with ``share``, or ``via`` the pipeline), then record its metrics."""
     positions.record(events, tx)
-    await (via or checkpoint()).commit(tx)
+    if via is None:
+        await checkpoint().commit(tx, share)
+    else:
+        await via.commit(tx)
     for event in events:
         message = event.message
         metrics.observe(message.topic, message.partition, message.offset, message.timestamp)
