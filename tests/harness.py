@@ -296,3 +296,27 @@ async def api_key(
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def runs_alongside(
+    work: Awaitable[Any], each: Callable[[int], None] = lambda runs: None
+) -> int:
+    """How often a task that is ready all along runs while ``work`` is awaited; ``each``
+    is called with the count at every run."""
+    runs = 0
+    done = False
+
+    async def alongside() -> None:
+        nonlocal runs
+        while not done:
+            runs += 1
+            each(runs)
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(alongside())
+    try:
+        await work
+    finally:
+        done = True
+        await task
+    return runs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.wire import dumps
+from tests.harness import runs_alongside
 
 
 def trade(
@@ -111,28 +111,6 @@ async def test_a_batch_coalesces_superseded_records_and_keeps_finals(test_app, s
     assert [r["seq"] for r in alice] == [3]  # the last record per account and instrument
 
 
-async def _analyse_while(events: list[Any], other: Any) -> int:
-    """Analyse ``events`` as one batch, every turn handing the loop to ``other`` (called
-    with its run count); how often it ran meanwhile."""
-    from exchange_app.agents.analytics import _analyse
-
-    runs = 0
-    done = False
-
-    async def alongside() -> None:
-        nonlocal runs
-        while not done:
-            runs += 1
-            other(runs)
-            await asyncio.sleep(0)
-
-    task = asyncio.ensure_future(alongside())
-    await _analyse(events)
-    done = True
-    await task
-    return runs
-
-
 def _sma(sent: Any) -> list[tuple[bool, int, Any, Any]]:
     return [(r["final"], r["last_seq"], r["vwap"], r["volume"]) for _, r, _ in sent["sma"]]
 
@@ -141,8 +119,10 @@ async def test_a_batch_hands_the_loop_back_and_comes_out_the_same(
     test_app, sent, monkeypatch
 ) -> None:
     monkeypatch.setattr("exchange_app.sharing.SLICE_SECONDS", 0.0)  # every turn yields
+    from exchange_app.agents.analytics import _analyse
+
     events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
-    assert await _analyse_while(events, lambda runs: None) >= len(events)
+    assert await runs_alongside(_analyse(events)) >= len(events)
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
 
 
@@ -158,6 +138,6 @@ async def test_partitions_moved_mid_batch_compute_the_batch_again(
             analytics._partitions_moved(None, signal=None)
 
     events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
-    await _analyse_while(events, rebalance_once)
+    await runs_alongside(analytics._analyse(events), rebalance_once)
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
     assert analytics.tape.head("TCS")["seq"] == 3

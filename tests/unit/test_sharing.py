@@ -7,25 +7,12 @@ import asyncio
 import pytest
 
 from exchange_app.sharing import LoopShare
+from tests.harness import runs_alongside
 
 
-async def _others_ran(share: LoopShare, turns: int) -> int:
-    """How often a task that is ready all along runs while ``turns`` turns are taken."""
-    ran = 0
-    stop = False
-
-    async def other() -> None:
-        nonlocal ran
-        while not stop:
-            ran += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.ensure_future(other())
-    for _ in range(turns):
+async def _turns(share: LoopShare, count: int) -> None:
+    for _ in range(count):
         await share.turn()
-    stop = True
-    await task
-    return ran
 
 
 @pytest.mark.parametrize(
@@ -36,10 +23,10 @@ async def _others_ran(share: LoopShare, turns: int) -> int:
     ],
 )
 async def test_turn_yields_only_once_the_slice_is_spent(budget: float, ran: int) -> None:
-    assert await _others_ran(LoopShare(budget), 10) == ran
+    assert await runs_alongside(_turns(LoopShare(budget), 10)) == ran
 
 
 async def test_the_slice_starts_again_after_a_yield() -> None:
     share = LoopShare(0.05)
     await asyncio.sleep(0.06)
-    assert await _others_ran(share, 3) == 1  # the first turn yields, the next two do not
+    assert await runs_alongside(_turns(share, 3)) == 1  # the first turn yields, not the others
