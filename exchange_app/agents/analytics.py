@@ -69,14 +69,15 @@ def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
 
 
 async def _consistently(
-    compute: Callable[[LoopShare | None], Awaitable[Transaction]],
+    compute: Callable[[LoopShare | None], Awaitable[Transaction]], uses: Sequence[Any]
 ) -> Transaction:
     """A batch's transaction, computed sharing the loop; computed again without sharing
-    if partitions moved meanwhile (the adapters dropped their state halfway through)."""
+    if partitions moved meanwhile (the adapters it ``uses`` dropped their state halfway
+    through). Only those are dropped again: another agent's batch may be under way."""
     moves = _moves
     tx = await compute(LoopShare())
     if _moves != moves:
-        for adapter in _adapters:
+        for adapter in uses:
             adapter.invalidate()
         tx = await compute(None)
     return tx
@@ -124,7 +125,8 @@ async def _analyse(events: Sequence[EventT]) -> None:
             tx.send(Output("fills", None, dumps({"fills": batch}), partition))
         return tx
 
-    await complete(events, await _consistently(compute), started, share=LoopShare())
+    tx = await _consistently(compute, (bars, profits, tape))
+    await complete(events, tx, started, share=LoopShare())
 
 
 @app.agent(fills)
@@ -149,4 +151,5 @@ async def _compute_pnl(events: Sequence[EventT]) -> None:
         tx.outputs = coalesce(tx.outputs)
         return tx
 
-    await complete(events, await _consistently(compute), started, share=LoopShare())
+    tx = await _consistently(compute, (ledger,))
+    await complete(events, tx, started, share=LoopShare())
