@@ -150,6 +150,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_port": settings.web_port,
         "web_in_thread": False,
         "table_standby_replicas": 1,
+        # Revoke partitions only once every event an agent took is acked: the analytics'
+        # in-memory state is dropped on assignment, never while a batch is computed.
+        "stream_wait_empty": True,
         "producer_acks": -1,
         # A batch's records for one partition go out as one record batch.
         "producer_max_batch_size": settings.producer_batch_bytes,

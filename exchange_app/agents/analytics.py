@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -55,32 +55,12 @@ ledger = PnlLedger(positions_table)
 tape = TradeTape(tape_table, settings.bar_seconds)
 
 
-_adapters = (bars, profits, ledger, tape)
-#: partition assignments seen: each drops the adapters' state held in memory
-_moves = 0
-
-
 @app.on_partitions_assigned.connect
 def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    global _moves
-    _moves += 1
-    for adapter in _adapters:
+    # Faust assigns only after every event taken was acked (``stream_wait_empty``),
+    # so this never runs while a batch is computed, even as it hands the loop back.
+    for adapter in (bars, profits, ledger, tape):
         adapter.invalidate()
-
-
-async def _consistently(
-    compute: Callable[[LoopShare | None], Awaitable[Transaction]], uses: Sequence[Any]
-) -> Transaction:
-    """A batch's transaction, computed sharing the loop; computed again without sharing
-    if partitions moved meanwhile (the adapters it ``uses`` dropped their state halfway
-    through). Only those are dropped again: another agent's batch may be under way."""
-    moves = _moves
-    tx = await compute(LoopShare())
-    if _moves != moves:
-        for adapter in uses:
-            adapter.invalidate()
-        tx = await compute(None)
-    return tx
 
 
 def _trades(event: EventT) -> list[dict[str, Any]]:
@@ -101,32 +81,27 @@ async def analyse_trades(stream: StreamT[Any]) -> None:
 
 async def _analyse(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
-
-    async def compute(share: LoopShare | None) -> Transaction:
-        tx = Transaction()
-        by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for event in events:
-            partition = event.message.partition
-            for trade in _trades(event):
-                bars.handle(trade, partition, tx)
-                profits.handle(trade, partition, tx)
-                tape.record_trade(trade, partition, tx)
-                for fill in fills_of(trade):
-                    by_account[key_partition(fill["account"], settings.partitions)].append(fill)
-            if share is not None:
-                await share.turn()
-        for adapter in (bars, profits, tape):
-            adapter.flush(tx)
-        tx.outputs = coalesce(tx.outputs)
-        for output in tx.outputs:
-            if output.stream == "sma" and output.partition is not None:
-                tape.record_bar(output.value, output.partition, tx)
-        for partition, batch in by_account.items():
-            tx.send(Output("fills", None, dumps({"fills": batch}), partition))
-        return tx
-
-    tx = await _consistently(compute, (bars, profits, tape))
-    await complete(events, tx, started, share=LoopShare())
+    share = LoopShare()
+    tx = Transaction()
+    by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        partition = event.message.partition
+        for trade in _trades(event):
+            bars.handle(trade, partition, tx)
+            profits.handle(trade, partition, tx)
+            tape.record_trade(trade, partition, tx)
+            for fill in fills_of(trade):
+                by_account[key_partition(fill["account"], settings.partitions)].append(fill)
+        await share.turn()
+    for adapter in (bars, profits, tape):
+        adapter.flush(tx)
+    tx.outputs = coalesce(tx.outputs)
+    for output in tx.outputs:
+        if output.stream == "sma" and output.partition is not None:
+            tape.record_bar(output.value, output.partition, tx)
+    for partition, batch in by_account.items():
+        tx.send(Output("fills", None, dumps({"fills": batch}), partition))
+    await complete(events, tx, started, share=share)
 
 
 @app.agent(fills)
@@ -138,18 +113,13 @@ async def compute_pnl(stream: StreamT[bytes]) -> None:
 
 async def _compute_pnl(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
-
-    async def compute(share: LoopShare | None) -> Transaction:
-        tx = Transaction()
-        for event in events:
-            partition = event.message.partition
-            for fill in loads(event.message.value or b"")["fills"]:
-                ledger.handle(fill, partition, tx)
-            if share is not None:
-                await share.turn()
-        ledger.flush(tx)
-        tx.outputs = coalesce(tx.outputs)
-        return tx
-
-    tx = await _consistently(compute, (ledger,))
-    await complete(events, tx, started, share=LoopShare())
+    share = LoopShare()
+    tx = Transaction()
+    for event in events:
+        partition = event.message.partition
+        for fill in loads(event.message.value or b"")["fills"]:
+            ledger.handle(fill, partition, tx)
+        await share.turn()
+    ledger.flush(tx)
+    tx.outputs = coalesce(tx.outputs)
+    await complete(events, tx, started, share=share)

@@ -176,12 +176,15 @@ async def batches(stream: StreamT[Any], *, every_ms: int = 0) -> AsyncIterator[S
     """The stream's events a batch at a time: those at their partition's stored position.
 
     With ``every_ms``, a batch smaller than the batch size (the agent keeps up) is
-    followed by a rest until ``every_ms`` after it was taken (:func:`rest`).
+    followed by a rest: its partitions stay paused until ``every_ms`` after it was
+    taken (:func:`rest`), while the agent goes on to ask for the next batch, so the
+    events just processed are acked at once (a rebalance waits for that).
     """
     within = settings.batch_wait_ms / 1000
     taken = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
     async for events in taken:
-        taken_at = time.monotonic()
+        taken_at = loop.time()
         admitted, replayed, reread = positions.admit(events)
         if replayed:
             metrics.replayed_inputs.inc(replayed)
@@ -194,23 +197,28 @@ async def batches(stream: StreamT[Any], *, every_ms: int = 0) -> AsyncIterator[S
         if admitted:
             yield admitted
         if every_ms and len(events) < settings.batch_size:
-            await rest(app.consumer, _topics(stream), taken_at + every_ms / 1000)
+            rest(app.consumer, _topics(stream), taken_at + every_ms / 1000)
 
 
-async def rest(consumer: Any, topics: frozenset[str], until: float) -> None:
-    """Stop Faust's ``consumer`` fetching ``topics`` until ``until`` (monotonic).
+def rest(consumer: Any, topics: frozenset[str], until: float) -> None:
+    """Stop Faust's ``consumer`` fetching ``topics`` until ``until`` (the loop's time).
 
     Their partitions are paused in the consumer: it takes no more of their
     records, and the fetcher asks the broker for none while it holds some not
     yet taken. So the next batch gathers what arrived meanwhile in one or two
-    fetches, instead of one fetch and one small batch per matching batch. A
-    rebalance meanwhile leaves the partitions to Faust, whose recovery resumes
-    every stream partition it assigns.
+    fetches, instead of one fetch and one small batch per matching batch.
+    Nothing is paused during a rebalance, and a rebalance before ``until``
+    leaves the partitions to Faust, whose recovery resumes every stream
+    partition it assigns once the tables are ready.
     """
+    if app.rebalancing:
+        return
     paused = {tp for tp in consumer.assignment() if tp.topic in topics}
-    rebalances = app.rebalancing_count
     pause(consumer, paused)
-    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    asyncio.get_running_loop().call_at(until, _resume, consumer, paused, app.rebalancing_count)
+
+
+def _resume(consumer: Any, paused: set[TP], rebalances: int) -> None:
     if app.rebalancing or app.rebalancing_count != rebalances:
         return
     consumer.resume_partitions(paused & consumer.assignment())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -125,43 +124,3 @@ async def test_a_batch_hands_the_loop_back_and_comes_out_the_same(
     events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
     assert await runs_alongside(_analyse(events)) >= len(events)
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
-
-
-async def test_partitions_moved_mid_batch_compute_the_batch_again(
-    test_app, sent, monkeypatch
-) -> None:
-    from exchange_app.agents import analytics
-
-    monkeypatch.setattr("exchange_app.sharing.SLICE_SECONDS", 0.0)
-
-    def rebalance_once(runs: int) -> None:
-        if runs == 1:  # after the first trade: its bar is in memory only, and dropped
-            analytics._partitions_moved(None, signal=None)
-
-    events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
-    await runs_alongside(analytics._analyse(events), rebalance_once)
-    assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
-    assert analytics.tape.head("TCS")["seq"] == 3
-
-
-async def test_a_batch_computed_again_drops_only_its_own_state(test_app, sent, monkeypatch) -> None:
-    from exchange_app.agents import analytics
-    from tables.analytics import fills_of
-
-    monkeypatch.setattr("exchange_app.sharing.SLICE_SECONDS", 0.0)
-    # two trades to analyse; three fills messages, so P&L is under way when the analysis ends
-    trades = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES[:2])]
-    alice = key_partition("alice", 4)
-    fills = [
-        _event(dumps({"fills": [f for f in fills_of(t) if f["account"] == "alice"]}), alice, n)
-        for n, t in enumerate(TRADES)
-    ]
-    analysing = asyncio.ensure_future(analytics._analyse(trades))
-    await asyncio.sleep(0)  # the analysis takes its first trade and hands the loop back
-    analytics._partitions_moved(None, signal=None)
-    # P&L starts after the move; the analysis, computed again meanwhile, leaves its ledger be
-    await analytics._compute_pnl(fills)
-    await analysing
-    pnl = [value for _, value, _ in sent["pnl"] if value["account"] == "alice"]
-    assert (pnl[-1]["position"], pnl[-1]["average_cost"]) == (6, 12)
-    assert _sma(sent) == [(False, 2, 12, 4)]
