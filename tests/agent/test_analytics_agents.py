@@ -124,3 +124,9 @@ async def test_a_batch_hands_the_loop_back_and_comes_out_the_same(
     events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
     assert await runs_alongside(_analyse(events)) >= len(events)
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
+
+
+def test_partitions_move_only_once_every_taken_event_is_acked(test_app) -> None:
+    """The analytics hand the loop back mid-batch and drop their in-memory state when
+    partitions are assigned: Faust must not assign while a batch is under way."""
+    assert test_app.conf.stream_wait_empty is True
