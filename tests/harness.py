@@ -298,11 +298,8 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def runs_alongside(
-    work: Awaitable[Any], each: Callable[[int], None] = lambda runs: None
-) -> int:
-    """How often a task that is ready all along runs while ``work`` is awaited; ``each``
-    is called with the count at every run."""
+async def runs_alongside(work: Awaitable[Any]) -> int:
+    """How often a task that is ready all along runs while ``work`` is awaited."""
     runs = 0
     done = False
 
@@ -310,7 +307,6 @@ async def runs_alongside(
         nonlocal runs
         while not done:
             runs += 1
-            each(runs)
             await asyncio.sleep(0)
 
     task = asyncio.ensure_future(alongside())
