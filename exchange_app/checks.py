@@ -51,7 +51,7 @@ async def run_checks(
     except Exception as exc:  # whatever the client raises, the broker is not usable
         return [(False, f"broker {settings.broker}: not reachable ({exc!r})")]
     results.append((True, f"broker {settings.broker}: {len(topics)} topics"))
-    wanted = {*settings.topic_names, settings.keys_topic}
+    wanted = {*settings.topic_names, settings.keys_topic, settings.listings_topic}
     missing = sorted(wanted - topics)
     if missing:
         results.append((False, f"topics missing: {', '.join(missing)}"))

@@ -269,6 +269,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-api-keys"
 
     @property
+    def listings_topic(self) -> str:
+        """Compacted topic of the instruments' listings (``listings.py``)."""
+        return f"{self.app_id}-listings"
+
+    @property
     def trade_batches_topic(self) -> str:
         """Internal topic of the trades of a matching batch, one message per batch."""
         return f"{self.app_id}-trades-batched"

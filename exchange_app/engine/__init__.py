@@ -3,11 +3,13 @@
 from .errors import (
     DuplicateOrderId,
     ExchangeError,
+    InvalidListing,
     InvalidOrder,
     OrderRejected,
     UnknownOrder,
     UnsupportedOrder,
 )
+from .listing import Listing, ListingStatus, listing_reasons
 from .matching import POLICIES, ExactPolicy, MatchingPolicy, PriceTimePolicy, policy_named
 from .order_book import OrderBook
 from .types import (
@@ -30,7 +32,10 @@ __all__ = [
     "ExchangeError",
     "Execution",
     "Fill",
+    "InvalidListing",
     "InvalidOrder",
+    "Listing",
+    "ListingStatus",
     "MatchingPolicy",
     "Order",
     "OrderBook",
@@ -43,5 +48,6 @@ __all__ = [
     "TimeInForce",
     "UnknownOrder",
     "UnsupportedOrder",
+    "listing_reasons",
     "policy_named",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "DuplicateOrderId",
     "ExchangeError",
+    "InvalidListing",
     "InvalidOrder",
     "OrderRejected",
     "UnknownOrder",
@@ -36,6 +37,15 @@ class InvalidOrder(ExchangeError):
         self.order_id = order_id
         self.instrument = instrument
         self.account = account
+
+
+class InvalidListing(ExchangeError):
+    """Reference data an instrument cannot be listed with; ``reasons`` lists every problem."""
+
+    def __init__(self, instrument: str, reasons: list[str]) -> None:
+        super().__init__(f"listing of {instrument}: " + "; ".join(reasons))
+        self.instrument = instrument
+        self.reasons = reasons
 
 
 class OrderRejected(ExchangeError):

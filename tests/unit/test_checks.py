@@ -22,7 +22,7 @@ async def test_each_check_says_what_it_found(
     monkeypatch: pytest.MonkeyPatch, present: str, health: dict[str, str], expected: list[bool]
 ) -> None:
     settings = Settings()
-    topics = {*settings.topic_names, settings.keys_topic, "unrelated"}
+    topics = {*settings.topic_names, settings.keys_topic, settings.listings_topic, "unrelated"}
     if present == "all but keys":
         topics.discard(settings.keys_topic)
 
