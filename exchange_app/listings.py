@@ -140,12 +140,9 @@ class Listings:
             return []
         return listing_reasons(self.by_instrument.get(command.instrument), command)
 
-    def page(self, limit: int, after: str | None = None) -> tuple[list[Listing], str | None]:
-        """Up to ``limit`` listings by symbol, after the symbol ``after``; and the symbol to
-        continue after, None on the last page."""
-        symbols = sorted(s for s in self.by_instrument if after is None or s > after)
-        shown = [self.by_instrument[s] for s in symbols[:limit]]
-        return shown, shown[-1].instrument if len(symbols) > limit else None
+    def symbols(self) -> list[str]:
+        """Every instrument with a listing, delisted ones too, by symbol."""
+        return sorted(self.by_instrument)
 
 
 async def read_listings(bootstrap: list[str], topic: str, fetch_wait_ms: int = 100) -> Listings:

@@ -205,6 +205,24 @@ class MatchingState:
         tx.write(self.table, partition, meta_key(instrument), meta)
         return True
 
+    def refuse(self, command: Order, reasons: list[str], source: Source, tx: Transaction) -> bool:
+        """Reject ``command`` for ``reasons`` (its listing refuses it) without touching or
+        creating a book; False if a replay of an input applied before a crash."""
+        if self.stale:
+            self.load()
+        applied = self.applied.get(command.instrument, {})
+        if applied.get(str(source.partition), -1) >= source.offset:
+            return False  # applied when it was listed; the listing changed since
+        report = rejection_report(
+            reasons,
+            order_id=command.id,
+            instrument=command.instrument,
+            account=command.account,
+            side=command.side.value,
+        )
+        tx.send(Output(EVENTS, _report_key(report), report))
+        return True
+
     def seal(self, tx: Transaction) -> None:
         """Write the recent order ids the batch's orders added (or forgot) into ``tx``:
         once per chunk and batch, not per order. Call it before ``tx`` is committed."""

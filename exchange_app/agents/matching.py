@@ -22,7 +22,7 @@ from typing import Any
 from faust.types import TP, EventT, StreamT
 
 from exchange_app.application import app
-from exchange_app.engine import InvalidOrder
+from exchange_app.engine import InvalidOrder, Order
 from exchange_app.metrics import metrics
 from exchange_app.packing import Packed, PackingError, pack, unpack
 from exchange_app.routing import home_partition
@@ -33,6 +33,7 @@ from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
 
 from .batches import InputPositions, batches, complete, pipeline, where
+from .reference import listings
 
 __all__ = ["books_lock", "match_orders", "match_routed", "order_position", "state"]
 
@@ -174,6 +175,7 @@ async def _match(
 ) -> tuple[Transaction, int]:
     """Match ``inputs`` (records per partition) into ``tx``; the last transaction and how
     many orders were replays. ``forwards`` given: orders of other partitions go there."""
+    await listings.wait_ready()  # no order is refused as unlisted before the listings are read
     replayed = 0
     for partition, records in inputs:
         for record in records:
@@ -218,7 +220,11 @@ def _take(
             metrics.orders.labels("forwarded").inc()
             forwards[home].append(record)
             return True
-    if not state.handle(command, Source(record.partition, record.offset), partition, tx):
+    source = Source(record.partition, record.offset)
+    if isinstance(command, Order) and (reasons := listings.reasons(command)):
+        metrics.orders.labels("invalid").inc()
+        return state.refuse(command, reasons, source, tx)
+    if not state.handle(command, source, partition, tx):
         return False
     metrics.orders.labels("matched").inc()
     return True

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+#: What the agent tests trade: the seed's TCS, and ``I0`` to ``I99`` (picked by partition).
+LISTED = ("TCS", *(f"I{i}" for i in range(100)))
+
 
 @pytest.fixture()
 def test_app() -> Any:
@@ -55,7 +58,9 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
     from exchange_app.agents import analytics
     from exchange_app.agents.batches import positions, use_sink
     from exchange_app.agents.matching import state
+    from exchange_app.agents.reference import listings
     from exchange_app.checkpoint import MemorySink
+    from exchange_app.listings import listings_of
     from exchange_app.packing import unpack
     from exchange_app.topics import stream_topics
     from exchange_app.wire import loads
@@ -68,6 +73,9 @@ def sent(test_app: Any) -> Iterator[dict[str, list[tuple[Any, Any, Any]]]]:
         tape_table,
     )
 
+    # The instruments the agent tests trade, listed as the seed's are (tick 0.01, lot 1).
+    listings.by_instrument = {item.instrument: item for item in listings_of(LISTED)}
+    listings.mark_ready()
     sink = MemorySink()
     use_sink(sink)
     tables = (matching_table, bars_table, profit_table, positions_table, tape_table, inputs_table)

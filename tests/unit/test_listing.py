@@ -137,7 +137,7 @@ def test_the_registry_follows_records_and_tombstones_and_checks_new_orders_only(
     listings.apply("TCS", dumps(listing_record(TCS)))
     listings.apply("RIL", dumps(listing_record(listings_of(["RIL"])[0])))
     listings.apply("RIL", None)
-    assert list(listings.by_instrument) == ["TCS"]
+    assert listings.symbols() == ["TCS"]
     assert listings.reasons(order(instrument="RIL")) == ["instrument: RIL is not listed"]
     assert listings.reasons(Cancel(1, "RIL")) == []  # a cancel is the book's to answer
     with pytest.raises(ValueError):
@@ -145,16 +145,6 @@ def test_the_registry_follows_records_and_tombstones_and_checks_new_orders_only(
     with pytest.raises(InvalidListing):
         listings.apply("INFY", dumps({"tick_size": 0, "lot_size": 1, "band_pct": 1}))
     assert list(listings.by_instrument) == ["TCS"]
-
-
-def test_listings_are_paged_by_symbol() -> None:
-    listings = Listings(listings_of(["TCS", "RIL", "INFY", "ONGC", "A"]))
-    first, cursor = listings.page(2)
-    second, cursor2 = listings.page(2, cursor)
-    third, end = listings.page(2, cursor2)
-    shown = [item.instrument for item in (*first, *second, *third)]
-    assert shown == ["A", "INFY", "ONGC", "RIL", "TCS"] and end is None
-    assert listings.page(5) == (listings.page(10)[0], None)
 
 
 async def test_waiting_for_the_listings_ends_when_they_are_read() -> None:
