@@ -275,6 +275,64 @@ def keys_list() -> None:
         click.echo(f"{key_id}  {record['account']}{'  admin' if record.get('admin') else ''}")
 
 
+@main.group()
+def instruments() -> None:
+    """Listings: which instruments trade, in which steps (``exchange_app/listings.py``)."""
+
+
+@instruments.command("list")
+def instruments_list() -> None:
+    """The listings: symbol, tick size, lot size, price band, status."""
+    from .listings import read_listings
+
+    settings = get_settings()
+    listings = asyncio.run(
+        _with_broker(lambda: read_listings(settings.bootstrap_servers, settings.listings_topic))
+    )
+    for symbol in listings.symbols():
+        item = listings.by_instrument[symbol]
+        click.echo(
+            f"{symbol:16} tick {item.tick_size}  lot {item.lot_size}  "
+            f"band {item.band_pct}%  {item.status.value}"
+        )
+
+
+@instruments.command("add")
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--tick", default="0.01", show_default=True, help="Price step.")
+@click.option("--lot", default="1", show_default=True, help="Quantity step.")
+@click.option(
+    "--band-pct", default="10", show_default=True, help="Price band around the last trade, in %."
+)
+def instruments_add(symbols: tuple[str, ...], tick: str, lot: str, band_pct: str) -> None:
+    """List SYMBOLS (or list them again with new steps), on every worker."""
+    from .engine import InvalidListing
+    from .listings import list_instruments, listing_of
+
+    settings = get_settings()
+    steps = {"tick_size": tick, "lot_size": lot, "band_pct": band_pct}
+    try:
+        listings = [listing_of(symbol, steps) for symbol in symbols]
+    except InvalidListing as exc:
+        raise click.BadParameter("; ".join(exc.reasons), param_hint=exc.instrument) from exc
+    topic, bootstrap = settings.listings_topic, settings.bootstrap_servers
+    asyncio.run(_with_broker(lambda: list_instruments(bootstrap, topic, listings)))
+    click.echo(f"listed {', '.join(symbols)}")
+
+
+@instruments.command("remove")
+@click.argument("symbol")
+def instruments_remove(symbol: str) -> None:
+    """Delist SYMBOL: it takes no new orders; its resting orders may still be cancelled."""
+    from .listings import delist
+
+    settings = get_settings()
+    topic, bootstrap = settings.listings_topic, settings.bootstrap_servers
+    if asyncio.run(_with_broker(lambda: delist(bootstrap, topic, symbol))) is None:
+        raise click.ClickException(f"{symbol} is not listed")
+    click.echo(f"delisted {symbol}")
+
+
 def _demo_keys(settings: Settings, accounts: list[str]) -> None:
     """Create a key per demo account and an admin key once the broker is up; print them."""
     from .keystore import add_key

@@ -294,6 +294,38 @@ async def api_key(
     return key
 
 
+#: What the integration tests trade: the seed's instruments, ``HOSTILE``, and the families
+#: they pick names from by partition (``B``, ``S``, ``X``) or by number (``FILL``). Listed
+#: with the finest steps, so that only the tests about steps meet them.
+TEST_INSTRUMENTS = (
+    "RIL",
+    "INFY",
+    "ONGC",
+    "TCS",
+    "HOSTILE",
+    "LATENCY",
+    *(f"{family}{n}" for family in ("B", "S", "X", "FILL") for n in range(1000)),
+)
+
+
+async def list_instruments(
+    env: dict[str, str],
+    symbols: Iterable[str] = TEST_INSTRUMENTS,
+    *,
+    tick: str = "1e-8",
+    lot: str = "1e-8",
+) -> None:
+    """List ``symbols`` on the exchange ``env`` runs: a worker started afterwards has them
+    before it matches (``listings.py``)."""
+    from decimal import Decimal
+
+    from exchange_app.listings import list_instruments as write
+    from exchange_app.listings import listings_of
+
+    listed = listings_of(symbols, Decimal(tick), Decimal(lot))
+    await write([bootstrap(env)], f"{env['EXCHANGE_APP_ID']}-listings", listed)
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from ..broker import EmbeddedBroker, free_port
 from ..broker.admin import ensure_topics
-from ..orderflow import START_ID, resting_orders, seed_orders, stepping_clock
+from ..listings import list_instruments, listings_of
+from ..orderflow import INSTRUMENTS, START_ID, resting_orders, seed_orders, stepping_clock
 from ..processes import FAUST, Worker, exchange_env, topic
 from ..settings import Settings
 from .outputs import analytics_caught_up, copy_delays, first_reports, trade_delays
@@ -149,6 +150,13 @@ class _Bench:
             self.broker.url, self.tmp / f"{name}-data", EXCHANGE_EMBEDDED_BROKER="true", **overrides
         )
 
+    async def listed_env(self, name: str) -> dict[str, str]:
+        """:meth:`env` of an exchange with the seed's instruments listed before it starts."""
+        env = self.env(name)
+        listed = listings_of(INSTRUMENTS)
+        await list_instruments([self.bootstrap], f"{env['EXCHANGE_APP_ID']}-listings", listed)
+        return env
+
     def worker(self, env: dict[str, str], log: str, command: list[str] | None = None) -> Worker:
         worker = Worker(env, self.tmp / log, command)
         self.workers.append(worker)
@@ -215,7 +223,7 @@ class _Bench:
     async def drain(self) -> None:
         n, phase = self.options.orders, "matching drain"
         self.echo(f"[e2e] drain: {n:,} orders preloaded, then one worker")
-        env = self.env("exchange")
+        env = await self.listed_env("exchange")
         await self.preload(topic(env, "orders"))
         worker = self.worker(env, "exchange.log")
         await boot(worker, phase, timeout=self.boot_timeout)
@@ -294,7 +302,7 @@ class _Bench:
 
     async def exchange_latency(self, number: int) -> Round:
         rate, seconds, phase = self.options.rate, self.options.latency_seconds, "latency"
-        env = self.env(f"latency-{number}")
+        env = await self.listed_env(f"latency-{number}")
         worker = self.worker(env, f"latency-{number}.log")
         await boot(worker, phase, timeout=self.boot_timeout)
         self.echo(f"[e2e] {phase}: {rate:,.0f} orders/s for {seconds:g} s, round {number}")
@@ -323,7 +331,7 @@ class _Bench:
     async def restart(self) -> None:
         r, phase = self.options.resting, f"resting drain ({self.options.resting:,} orders)"
         self.echo(f"[e2e] restart: producing {r:,} resting orders")
-        env = self.env("restart")
+        env = await self.listed_env("restart")
         await ensure_topics([self.bootstrap], [topic(env, "orders")], partitions=PARTITIONS)
         orders = resting_orders(clock=stepping_clock(), count=r)
         await produce(self.bootstrap, topic(env, "orders"), keyed(orders, PARTITIONS), linger_ms=50)

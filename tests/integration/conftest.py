@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from exchange_app.broker import EmbeddedBroker, free_port
-from tests.harness import Worker, exchange_env
+from tests.harness import Worker, exchange_env, list_instruments
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture()
 def env(broker: EmbeddedBroker, tmp_path: Path) -> dict[str, str]:
-    return exchange_env(broker.url, tmp_path / "data")
+    """An exchange of its own, with the instruments the tests trade listed."""
+    made = exchange_env(broker.url, tmp_path / "data")
+    asyncio.run(list_instruments(made))
+    return made
 
 
 @pytest.fixture()

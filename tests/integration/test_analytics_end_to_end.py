@@ -19,6 +19,7 @@ from tests.harness import (
     count_at_least,
     exchange_env,
     latest,
+    list_instruments,
     produce,
     reference_analytics,
     reference_outputs,
@@ -98,6 +99,7 @@ async def test_orders_to_analytics_and_replay_under_a_new_app_id(
     replay = exchange_env(
         broker.url, tmp_path / "replay", EXCHANGE_ORDERS_TOPIC=topic(env, "orders")
     )
+    await list_instruments(replay)
     start_worker(replay, "replay")
     again = await consume_analytics(replay, expected)
     for name, key in (

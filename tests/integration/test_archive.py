@@ -26,6 +26,7 @@ from tests.harness import (
     consume,
     consume_analytics,
     exchange_env,
+    list_instruments,
     produce,
     reference_run,
     topic,
@@ -92,6 +93,7 @@ async def test_two_kills_mid_write_leave_every_record_once(
         EXCHANGE_ARCHIVE_FLUSH_SECONDS="0.5",
         EXCHANGE_ARCHIVE_COMMIT_PAUSE_MS="150",  # a window for the kills
     )
+    await list_instruments(env)
     start_worker(env)
     orders: list[Any] = list(
         itertools.islice(

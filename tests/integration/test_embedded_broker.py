@@ -18,6 +18,7 @@ from tests.harness import (
     consume,
     count_at_least,
     exchange_env,
+    list_instruments,
     produce,
     reference_outputs,
 )
@@ -56,6 +57,7 @@ async def test_worker_recovers_when_the_broker_lost_its_topics(tmp_path: Path) -
     expected = sum(1 for o in reference_outputs(orders) if o.stream == "trades")
     with EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker1.log") as first:
         env = exchange_env(first.url, data)
+        await list_instruments(env)
         worker = Worker(env, tmp_path / "worker.log").start()
         try:
             await produce(env, orders)
@@ -83,6 +85,7 @@ async def test_running_worker_comes_back_when_the_broker_restarts_empty(tmp_path
     log = tmp_path / "supervised.log"
     first = EmbeddedBroker("127.0.0.1", port, log_file=tmp_path / "broker1.log").start()
     env = exchange_env(first.url, tmp_path / "data")
+    await list_instruments(env)
     worker = Worker(env, log, command=[EXCHANGE, "worker", "-l", "info"])
     try:
         worker.start()

@@ -14,6 +14,7 @@ from tests.harness import (
     consume,
     count_at_least,
     exchange_env,
+    list_instruments,
     produce,
     reference_outputs,
     trades_by_id,
@@ -71,6 +72,7 @@ async def test_exact_policy_pairs_with_the_oldest_equal_order(
     broker, tmp_path: Path, start_worker
 ) -> None:
     env = exchange_env(broker.url, tmp_path / "data", EXCHANGE_MATCHING="exact")
+    await list_instruments(env)
     start_worker(env)
     flow = [
         (1, "SELL", 5, 15), (2, "SELL", 4, 15), (3, "SELL", 5, 15),

@@ -20,6 +20,7 @@ from tests.harness import (
     consume,
     consume_analytics,
     exchange_env,
+    list_instruments,
     produce,
     reference_outputs,
     reference_run,
@@ -70,6 +71,7 @@ async def test_workers_join_and_leave_while_orders_flow(
     reference, expected, analytics = reference_run(orders)
 
     base, envs, pool = worker_pool(broker, tmp_path, 3)
+    await list_instruments(base)
     workers.extend(pool)
     await asyncio.gather(*(asyncio.to_thread(w.start) for w in pool[:2]))
 
@@ -104,6 +106,7 @@ async def test_workers_join_and_leave_while_orders_flow(
 async def test_two_workers_share_the_seed_flow(broker, tmp_path: Path, workers) -> None:
     """The seed's four instruments spread over the partitions: both workers match orders."""
     base, envs, pool = worker_pool(broker, tmp_path, 2)
+    await list_instruments(base)
     workers.extend(pool)
     await asyncio.gather(*(asyncio.to_thread(w.start) for w in pool))
     orders = list(itertools.islice(seed_orders(clock=stepping_clock(), seed=41), 4000))

@@ -12,7 +12,15 @@ import pytest
 
 from exchange_app.broker import free_port
 from exchange_app.routing import home_partition
-from tests.harness import api_key, bearer, consume, eventually, exchange_env, produce
+from tests.harness import (
+    api_key,
+    bearer,
+    consume,
+    eventually,
+    exchange_env,
+    list_instruments,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +91,7 @@ async def test_every_view_answers_for_every_key_from_either_worker(
     first = exchange_env(broker.url, tmp_path / "a")
     second = {**first, "EXCHANGE_DATA_DIR": str(tmp_path / "b")}
     second["EXCHANGE_WEB_PORT"] = str(free_port())  # its own: port + 1 may be taken
+    await list_instruments(first)
     start_worker(first, "a")
     start_worker(second, "b")
     urls = [base(first), base(second)]
