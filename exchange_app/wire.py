@@ -37,10 +37,18 @@ SEED_TIME_FORMAT = "%Y/%m/%d, %H:%M:%S"
 MAX_QUANTITY = Decimal("1e12")
 MAX_PRICE = Decimal("1e12")
 MAX_DECIMALS = 8
+#: The largest power of ten, either way, a number in an order may have (far past the limits
+#: above): beyond it a number is refused before any arithmetic.
+MAX_EXPONENT = 1000
 
 
 def loads(data: bytes | str) -> Any:
-    return simplejson.loads(data, use_decimal=True)
+    """JSON with its numbers as ``Decimal``; ``ValueError`` for anything that is not JSON,
+    a number ``Decimal`` cannot hold (``1E+9999999999999999999``) included."""
+    try:
+        return simplejson.loads(data, use_decimal=True)
+    except ArithmeticError as exc:  # decimal.InvalidOperation, OverflowError
+        raise ValueError(f"a number out of range ({type(exc).__name__})") from None
 
 
 def dumps(obj: Any) -> bytes:
@@ -78,11 +86,29 @@ def format_seed_time(moment: datetime) -> str:
 
 
 def _strict_number(value: object) -> object:
+    """A JSON number (``Decimal``) or decimal string, refused unless its magnitude is within
+    10**±:data:`MAX_EXPONENT`: ``Decimal`` holds ``1E+999999999999999999``, but an id made
+    of it would be an integer of a quintillion digits (the worker would never finish)."""
     # JSON true/false are not numbers, although Python's bool is an int.
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(value, float):  # only reachable from non-JSON callers
         return Decimal(repr(value))
+    number = value
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:  # not a number: the field's own check says so
+            return value
+    if (
+        isinstance(number, Decimal)
+        and number.is_finite()
+        and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT
+    ):
+        raise ValueError(
+            f"expected a number from 1e-{MAX_EXPONENT} to 1e{MAX_EXPONENT}, "
+            f"got one of about 1e{number.adjusted()}"[:120]
+        )
     return value
 
 

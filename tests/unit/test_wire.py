@@ -146,3 +146,27 @@ def test_trade_record_starts_with_the_seed_fields() -> None:
     assert dumps(record).startswith(
         b'{"id":1000001,"id_sell":1000002,"instrument":"TCS","quantity":5.0'
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "number", "reason"),
+    [
+        ("quantity", "1E+9999999999999999999", "not JSON: a number out of range"),
+        ("price", "1E-9999999999999999999", "not JSON: a number out of range"),
+        ("id", "1E+9999999999999999999", "not JSON: a number out of range"),
+        ("id", "1E+999999999999999999", "id: expected a number from 1e-1000 to 1e1000"),
+        ("id", '"1E+999999999999999999"', "id: expected a number from 1e-1000 to 1e1000"),
+        ("quantity", "1e-99999", "quantity: expected a number from 1e-1000 to 1e1000"),
+        ("price", '"1E+99999"', "price: expected a number from 1e-1000 to 1e1000"),
+        ("quantity", '"1E+9999999999999999999"', "quantity: Input should be a valid decimal"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_with_a_reason(
+    field: str, number: str, reason: str
+) -> None:
+    """Beyond what ``Decimal`` holds, or so large that converting it never ends: a reason,
+    never ``InvalidOperation``, ``OverflowError`` or a hung worker."""
+    raw = valid(**{field: "@"}).replace(b'"@"', number.encode())
+    with pytest.raises(InvalidOrder) as caught:
+        decode_order(raw)
+    assert any(reason in r for r in caught.value.reasons), caught.value.reasons
