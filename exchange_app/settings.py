@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         description="Comma-separated hosts a worker may proxy requests to (a peer's "
         "advertised web address must name one).",
     )
+    max_page: int = Field(
+        1000,
+        ge=1,
+        description="The largest page (?limit=) of /instruments and of an account's positions.",
+    )
     max_streams: int = Field(
         200, ge=1, description="Open /stream (Server-Sent Events) connections a worker holds."
     )

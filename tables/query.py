@@ -13,7 +13,7 @@ book are quantities and times, trades are :func:`~exchange_app.wire.public_trade
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -70,25 +70,38 @@ class StateQuery:
 
     # -- market data ------------------------------------------------------------------------
 
-    def instruments(self) -> list[dict[str, Any]]:
-        """Each local instrument: last price, volume, trades, best bid and ask, depth."""
+    def instrument_names(self) -> list[str]:
+        """The instruments with a book on this worker, by name."""
+        return sorted(self._books())
+
+    def instruments(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Each local instrument (of ``names``, default all), by name: last price, volume,
+        trades, best bid and ask, depth."""
         books = self._books()
-        rows = []
-        for instrument in sorted(books):
-            book = books[instrument]
-            head = self._tape.head(instrument) or {}
-            rows.append(
-                {
-                    "instrument": instrument,
-                    "last_price": head.get("last_price"),
-                    "volume": head.get("volume", Decimal(0)),
-                    "trades": head.get("trades", 0),
-                    "best_bid": book.best_bid(),
-                    "best_ask": book.best_ask(),
-                    "resting_orders": len(book),
-                }
-            )
-        return rows
+        chosen = sorted(books) if names is None else [name for name in names if name in books]
+        return [self._instrument(name) for name in chosen]
+
+    def last_prices(self, instruments: Iterable[str]) -> dict[str, Decimal | None]:
+        """The last trade price of each of ``instruments`` whose book is on this worker."""
+        books = self._books()
+        return {
+            name: (self._tape.head(name) or {}).get("last_price")
+            for name in instruments
+            if name in books
+        }
+
+    def _instrument(self, instrument: str) -> dict[str, Any]:
+        book = self._books()[instrument]
+        head = self._tape.head(instrument) or {}
+        return {
+            "instrument": instrument,
+            "last_price": head.get("last_price"),
+            "volume": head.get("volume", Decimal(0)),
+            "trades": head.get("trades", 0),
+            "best_bid": book.best_bid(),
+            "best_ask": book.best_ask(),
+            "resting_orders": len(book),
+        }
 
     def orderbook(self, instrument: str, depth: int) -> dict[str, Any] | None:
         """``depth`` levels a side and the orders at the top; None for an unknown book."""
@@ -149,12 +162,24 @@ class StateQuery:
 
     # -- accounts ---------------------------------------------------------------------------
 
-    def account(self, account: str, marks: Mapping[str, Decimal | None]) -> dict[str, Any] | None:
-        """Positions and P&L of ``account`` at ``marks`` (last prices by instrument; an
-        instrument without one is marked at the account's last fill); None if unknown."""
-        instruments = self._ledger.instruments(account)
-        if not instruments:
-            return None
+    def positions(self, account: str) -> list[str] | None:
+        """The instruments ``account`` has traded, by name; None for an unknown account."""
+        return sorted(self._ledger.instruments(account)) or None
+
+    def account(
+        self,
+        account: str,
+        marks: Mapping[str, Decimal | None],
+        instruments: Iterable[str] | None = None,
+    ) -> dict[str, Any] | None:
+        """Positions and P&L of ``account`` in ``instruments`` (default: all it traded) at
+        ``marks`` (last prices by instrument; an instrument without one is marked at the
+        account's last fill), the totals over those; None if the account is unknown (asked
+        for all its positions)."""
+        if instruments is None:
+            instruments = self.positions(account)
+            if instruments is None:
+                return None
         zero = Decimal(0)
         totals = {"realized": zero, "unrealized": zero, "total": zero}
         positions = []

@@ -10,7 +10,8 @@ cannot change the books or the analytics.
 
 =====================================  ========================================
 who may call: anyone
-``GET /instruments``                   every instrument: last price, volume, best bid/ask
+``GET /instruments``                   instruments by name: last price, volume, best bid/ask;
+                                       ``?limit=N&cursor=C`` pages (``next_cursor``)
 ``GET /orderbook/{instrument}``        ``?depth=N`` price levels per side, orders at the top
 ``GET /trades/{instrument}``           ``?limit=N`` recent trades, newest first
 ``GET /bars/{instrument}``             recent final bars and the open bar, with every SMA
@@ -20,7 +21,8 @@ who may call: anyone
 who may call: a key (``Authorization: Bearer``), acting as its account only
 ``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
 ``DELETE /orders/{id}?instrument=X``   a CANCEL of the key's account's order → 202
-``GET /accounts/{account}``            the key's own account (an admin key: any)
+``GET /accounts/{account}``            the key's own account (an admin key: any), positions
+                                       paged like ``/instruments``
 ``GET /stream?account=A``              A's events: A's key or an admin key
 ``GET /whoami``                        the key's account and whether it is an admin key
 who may call: an admin key
@@ -56,6 +58,7 @@ from .broadcast import Broadcaster
 from .gate import Gate
 from .live import LiveViews
 from .market import MarketViews
+from .pages import MAX_LIMIT
 from .peers import LOOPBACK, Cluster
 from .trading import MAX_BODY_BYTES, TradingViews, exchange_order_id, random_id
 
@@ -100,6 +103,10 @@ class Services:
     cluster_secret: bytes | None = None
     #: the hosts a peer's advertised address may name
     peer_hosts: tuple[str, ...] = LOOPBACK
+    #: this worker's web address as it advertises itself: hops are signed for one worker
+    own_url: Callable[[], str] = lambda: ""
+    #: the largest page (``?limit=``) the listings answer
+    max_page: int = MAX_LIMIT
     #: open ``/stream`` connections this worker holds at most
     max_streams: int = 200
     #: the API keys in force; None: authentication is off and everyone is an admin
@@ -117,10 +124,10 @@ class Api:
 
     def __init__(self, s: Services) -> None:
         self.s = s
-        self.cluster = Cluster(s.owner, s.peers, s.cluster_secret, s.peer_hosts, s.clock)
+        self.cluster = Cluster(s.owner, s.peers, s.cluster_secret, s.peer_hosts, s.clock, s.own_url)
         self.gate = Gate(s.keys, s.key_rate, s.key_burst, self.cluster.is_hop)
-        self.market = MarketViews(s.query, self.cluster)
-        self.accounts = AccountViews(s.query, self.gate, self.cluster, self.market)
+        self.market = MarketViews(s.query, self.cluster, s.max_page)
+        self.accounts = AccountViews(s.query, self.gate, self.cluster, self.market, s.max_page)
         self.trading = TradingViews(self.gate, s.publish, s.clock, s.new_order_id)
         self.live = LiveViews(self.gate, s.broadcaster, s.max_streams, s.max_streams_per_key)
 

@@ -111,6 +111,8 @@ def services() -> Services:
             settings.cluster_secret.get_secret_value().encode() if settings.cluster_secret else None
         ),
         peer_hosts=settings.peer_hosts,
+        own_url=_canonical,
+        max_page=settings.max_page,
         max_streams=settings.max_streams,
         keys=keys,
         max_streams_per_key=settings.max_streams_per_key,

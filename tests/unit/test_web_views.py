@@ -11,12 +11,19 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 
 from exchange_app.metrics import Metrics
 from exchange_app.orderflow import seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
-from exchange_app.web.peers import MAX_SKEW_SECONDS, ROUTED, allowed_peer, sign, verify
+from exchange_app.web.peers import (
+    MAX_SKEW_SECONDS,
+    ROUTED,
+    allowed_peer,
+    destination,
+    sign,
+    verify,
+)
 from exchange_app.web.views import (
     LOOPBACK,
     MAX_BODY_BYTES,
@@ -90,9 +97,12 @@ async def exchange() -> Exchange:
 
 
 async def serve(services: Services) -> TestClient:
+    """A worker serving ``services`` on a free loopback port, which it knows as its own."""
+    port = unused_port()
+    services.own_url = lambda: f"http://127.0.0.1:{port}"  # what its hops are signed for
     application = web.Application()
     install(application, services)
-    client = TestClient(TestServer(application))
+    client = TestClient(TestServer(application, host="127.0.0.1", port=port))
     await client.start_server()
     return client
 
@@ -461,9 +471,10 @@ async def test_views_are_answered_by_the_owner_of_the_key() -> None:
     "mark",
     [
         "1",  # what a client claiming to be a peer used to send
-        lambda now, path: sign(b"guessed", "GET", path, b"", now),  # the wrong secret
-        lambda now, path: sign(SECRET, "GET", "/orderbook/RIL", b"", now),  # another request
-        lambda now, path: sign(SECRET, "GET", path, b"", now - MAX_SKEW_SECONDS - 5),  # stale
+        lambda now, path, to: sign(b"guessed", "GET", path, b"", now, to=to),  # wrong secret
+        lambda now, path, to: sign(SECRET, "GET", "/orderbook/RIL", b"", now, to=to),  # other
+        lambda now, path, to: sign(SECRET, "GET", path, b"", now - MAX_SKEW_SECONDS - 5, to=to),
+        lambda now, path, to: sign(SECRET, "GET", path, b"", now, to="127.0.0.1:1"),  # elsewhere
     ],
 )
 async def test_a_hop_mark_that_does_not_verify_is_ignored(mark) -> None:
@@ -472,11 +483,13 @@ async def test_a_hop_mark_that_does_not_verify_is_ignored(mark) -> None:
     path = "/orderbook/TCS"
     try:
         now = time.time()
-        value = mark if isinstance(mark, str) else mark(now, path)
+        to = destination(str(client.make_url("/")))
+        value = mark if isinstance(mark, str) else mark(now, path, to)
         answer = await client.get(path, headers={ROUTED: value})
         assert answer.status == 200  # asked the owner, did not answer from its own empty books
         assert loads(await answer.read()) == await get(owner_client, path)
-        signed = await client.get(path, headers={ROUTED: sign(SECRET, "GET", path, b"", now)})
+        true_hop = sign(SECRET, "GET", path, b"", now, to=to)
+        signed = await client.get(path, headers={ROUTED: true_hop})
         assert signed.status == 404  # a true hop is answered here: no TCS book on this one
     finally:
         await client.close()
@@ -503,19 +516,22 @@ async def test_a_worker_asks_only_allowed_peers_and_only_with_the_secret(overrid
         await owner_client.close()
 
 
-def test_signatures_bind_method_path_body_and_time() -> None:
+def test_signatures_bind_method_destination_path_body_and_time() -> None:
     now = 1_700_000_000.0
-    mark = sign(SECRET, "GET", "/a?b=1", b"", now)
-    assert verify(SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS)
-    for args in (
-        (SECRET, mark, "POST", "/a?b=1", b"", now),
-        (SECRET, mark, "GET", "/a?b=2", b"", now),
-        (SECRET, mark, "GET", "/a?b=1", b"x", now),
-        (SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS + 1),
-        (None, mark, "GET", "/a?b=1", b"", now),
-        (SECRET, "x." + mark.partition(".")[2], "GET", "/a?b=1", b"", now),
+    to = "127.0.0.1:6066"
+    mark = sign(SECRET, "GET", "/a?b=1", b"", now, to=to)
+    assert verify(SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS, to=to)
+    for args, bound in (
+        ((SECRET, mark, "POST", "/a?b=1", b"", now), to),
+        ((SECRET, mark, "GET", "/a?b=2", b"", now), to),
+        ((SECRET, mark, "GET", "/a?b=1", b"x", now), to),
+        ((SECRET, mark, "GET", "/a?b=1", b"", now + MAX_SKEW_SECONDS + 1), to),
+        ((None, mark, "GET", "/a?b=1", b"", now), to),
+        ((SECRET, "x." + mark.partition(".")[2], "GET", "/a?b=1", b"", now), to),
+        ((SECRET, mark, "GET", "/a?b=1", b"", now), "127.0.0.1:6067"),
+        ((SECRET, mark, "GET", "/a?b=1", b"", now), ""),
     ):
-        assert not verify(*args)
+        assert not verify(*args, to=bound)
     assert allowed_peer("http://127.0.0.1:6067", LOOPBACK)
     for url in ("http://169.254.169.254/", "file:///etc/passwd", "http://127.0.0.1.evil.io/"):
         assert not allowed_peer(url, LOOPBACK)
@@ -554,6 +570,9 @@ async def test_the_views_read_plain_values_that_cannot_change_the_state(
             query.bars("TCS"),
             query.profit("TCS"),
             query.account("alice", {}),
+            query.instrument_names(),
+            query.positions("alice"),
+            query.last_prices(["TCS"]),
         ]
 
     first = ask()
@@ -570,6 +589,17 @@ async def test_the_views_read_plain_values_that_cannot_change_the_state(
     vandalize(first)
     assert loads(dumps(ask())) == before
     public = [name for name in dir(query) if not name.startswith("_")]
-    assert public == ["account", "bars", "instruments", "knows", "orderbook", "profit", "trades"]
+    assert public == [
+        "account",
+        "bars",
+        "instrument_names",
+        "instruments",
+        "knows",
+        "last_prices",
+        "orderbook",
+        "positions",
+        "profit",
+        "trades",
+    ]
     with pytest.raises(AttributeError):
         query.matching = MatchingState({}, "price-time")  # type: ignore[attr-defined]

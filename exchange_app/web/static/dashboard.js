@@ -29,8 +29,21 @@ function later(name, fn, ms = 250) {
   state.timers[name] = setTimeout(fn, ms);
 }
 
+async function allInstruments() {
+  // the listing comes a page at a time: follow next_cursor to its end
+  const rows = [];
+  let cursor = null;
+  do {
+    const query = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : "?limit=1000";
+    const page = await getJSON(`/instruments${query}`);
+    rows.push(...page.instruments);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return rows;
+}
+
 async function loadInstruments() {
-  const { instruments } = await getJSON("/instruments");
+  const instruments = await allInstruments();
   const select = $("#instrument");
   const known = new Set([...select.options].map((o) => o.value));
   for (const row of instruments) {
@@ -151,7 +164,16 @@ async function loadAccount() {
   const body = $("#positions tbody");
   try {
     if (!account) throw new Error("no account");
-    const data = await getJSON(`/accounts/${encodeURIComponent(account)}`);
+    // positions come a page at a time, each with its own totals: follow next_cursor, add up
+    const data = { positions: [], realized: 0, unrealized: 0, total: 0 };
+    let cursor = null;
+    do {
+      const query = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : "?limit=1000";
+      const page = await getJSON(`/accounts/${encodeURIComponent(account)}${query}`);
+      data.positions.push(...page.positions);
+      for (const key of ["realized", "unrealized", "total"]) data[key] += Number(page[key]);
+      cursor = page.next_cursor;
+    } while (cursor);
     body.replaceChildren(...data.positions.map((p) => {
       const tr = document.createElement("tr");
       tr.innerHTML = `<td>${p.instrument}</td><td>${fmt(p.position, 0)}</td><td>${fmt(p.average_cost)}</td>` +
