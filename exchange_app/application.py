@@ -157,6 +157,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # A batch's records for one partition go out as one record batch.
         "producer_max_batch_size": settings.producer_batch_bytes,
         "producer_max_request_size": 4 * settings.producer_batch_bytes,
+        # Faust's /table/{name}/{key}/ forwards the caller's headers: to allowed peers only.
+        "Router": "exchange_app.web.forwarding:PeerRouter",
     }
     credentials = faust_credentials(settings)
     if credentials is not None:

@@ -6,12 +6,17 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
+from faust.web.exceptions import ServiceUnavailable
+from yarl import URL
 
+from exchange_app.application import create_app
+from exchange_app.settings import get_settings
 from exchange_app.web.pages import decode_cursor, encode_cursor
 from exchange_app.web.peers import (
     MAX_PEER_ANSWER_BYTES,
@@ -268,6 +273,56 @@ def test_nonces_are_single_use_and_forgotten_when_too_old_to_verify() -> None:
     later = now + MAX_SKEW_SECONDS + 1  # every mark so far is stale: their nonces can go
     assert nonces.first_use("d" * 32, later, later)
     assert nonces.first_use("a" * 32, later, later)  # a stale mark fails its time check anyway
+
+
+# -- Faust's own forwarding ------------------------------------------------------------------
+
+
+class Recorder:
+    """``app.http_client``: records whom it was asked to contact, answers 200."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, dict[str, str]]] = []
+
+    @asynccontextmanager
+    async def request(self, method: str, headers: Any, url: URL) -> AsyncIterator[Any]:
+        self.asked.append((str(url), dict(headers)))
+
+        async def text() -> str:
+            return "{}"
+
+        yield SimpleNamespace(text=text, content_type="application/json", status=200)
+
+
+@pytest.mark.parametrize(
+    ("advertised", "contacted"),
+    [
+        ("http://10.9.9.9:6066", False),
+        ("http://169.254.169.254:80", False),
+        ("http://127.0.0.1.evil.io:6066", False),
+        ("http://localhost:7777", True),
+    ],
+)
+async def test_fausts_table_forwarding_asks_only_allowed_peers(advertised, contacted) -> None:
+    """``/table/{name}/{key}/`` sends the caller's headers on: never outside the peer hosts."""
+    app = create_app(get_settings())
+    recorder = Recorder()
+    app.http_client = recorder  # type: ignore[assignment]
+    router = app.router
+    router.key_store = lambda name, key: URL(advertised)  # type: ignore[method-assign]
+    request = SimpleNamespace(
+        method="GET",
+        url=URL(f"{app.conf.canonical_url}/table/matching/m:TCS/"),
+        headers={"Authorization": "Bearer the-admins-key"},
+    )
+    answering = SimpleNamespace(text=lambda body, content_type, status: (body, status))
+    if contacted:
+        assert await router.route_req("matching", "m:TCS", answering, request) == ("{}", 200)
+        assert [url for url, _ in recorder.asked] == [f"{advertised}/table/matching/m:TCS/"]
+    else:
+        with pytest.raises(ServiceUnavailable):
+            await router.route_req("matching", "m:TCS", answering, request)
+        assert recorder.asked == []
 
 
 def test_every_page_of_a_sorted_listing_is_bounded() -> None:
