@@ -9,7 +9,9 @@ Every worker reads the whole topic from the start and then follows it, so a
 key added or revoked on any machine takes effect on every worker within a
 fetch. Until a worker has read the topic to its end, requests that need a key
 answer 503 rather than 401. A revoked key is a tombstone, which compaction
-keeps until it has removed the record it revokes.
+keeps until it has removed the record it revokes. A record a worker cannot
+read is skipped with a log line: one bad record must not stop the revocations
+behind it.
 
 Why not a Faust ``GlobalTable``: keys are written by ``exchange keys``, a
 process outside the worker, straight to the topic, and a global table fed that
@@ -23,23 +25,55 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from .auth import KeyRing, new_key
+from .auth import KeyRing, key_record, new_key
 from .broker.admin import ensure_topics
 from .broker.offsets import true_end_offsets
 from .connection import client_options
 from .wire import dumps, loads
 
-__all__ = ["add_key", "ensure_key_topic", "follow_keys", "read_keys", "revoke_keys"]
+__all__ = [
+    "add_key",
+    "apply_record",
+    "ensure_key_topic",
+    "follow_keys",
+    "read_keys",
+    "revoke_keys",
+]
 
 log = logging.getLogger(__name__)
+#: A record's key: the key's public id.
+KEY_ID = re.compile(r"[0-9a-f]{12}")
 
 
 async def ensure_key_topic(bootstrap: list[str], topic: str) -> None:
     await ensure_topics(bootstrap, [topic], partitions=1, configs={"cleanup.policy": "compact"})
+
+
+def apply_record(ring: KeyRing, key: bytes | None, value: bytes | None, offset: int) -> bool:
+    """Apply one record of the key store to ``ring``; whether it was applied.
+
+    A record that cannot be read (not UTF-8, not JSON, a number ``Decimal`` refuses, not
+    a key record) is skipped with a log line: the follower goes on, so a revocation after
+    it still reaches every worker."""
+    try:
+        key_id = (key or b"").decode()
+        if not KEY_ID.fullmatch(key_id):
+            raise ValueError(f"key: expected 12 hex digits, got {key_id[:40]!r}")
+        ring.apply(key_id, None if value is None else key_record(loads(value)))
+    except Exception as exc:  # any record: the follower must outlive it
+        log.error(
+            "key store: skipping the record at offset %s: %s: %s",
+            offset,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
 
 
 async def _apply(ring: KeyRing, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
@@ -47,11 +81,7 @@ async def _apply(ring: KeyRing, consumer: AIOKafkaConsumer, tp: TopicPartition) 
     batch = await consumer.getmany(tp, timeout_ms=1000)
     for messages in batch.values():
         for message in messages:
-            try:
-                key_id = (message.key or b"").decode()
-                ring.apply(key_id, None if message.value is None else loads(message.value))
-            except (ValueError, UnicodeDecodeError) as exc:
-                log.error("key store: skipping record at offset %s: %s", message.offset, exc)
+            apply_record(ring, message.key, message.value, message.offset)
     return await consumer.position(tp)
 
 
