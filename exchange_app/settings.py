@@ -179,6 +179,46 @@ class Settings(BaseSettings):
     key_burst: int = Field(
         40, ge=1, description="Requests one API key may make at once before key_rate applies."
     )
+    max_streams_per_address: int = Field(
+        4, ge=1, description="Open /stream connections without a key one client address holds."
+    )
+    anonymous_stream_share: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="The share of max_streams that streams without a key may take: the rest "
+        "is kept for keys (with EXCHANGE_AUTH=off everyone may take every stream).",
+    )
+    stream_heartbeat_ms: int = Field(
+        2_000,
+        ge=10,
+        description="A stream with nothing to send writes a comment this often: a write to a "
+        "client that went away fails, and its stream gives its slot back.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's headers must arrive within this of the connection opening "
+        "(or of the previous answer on a kept-alive connection); an idle connection is "
+        "closed then too.",
+    )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's body must arrive within this of its headers: 408 otherwise.",
+    )
+    auth_failure_rate: float = Field(
+        1.0,
+        gt=0,
+        description="Failed authentications (bad, unknown or revoked keys) a second one client "
+        "address may make, sustained; beyond them it is answered 429.",
+    )
+    auth_failure_burst: int = Field(
+        20,
+        ge=1,
+        description="Failed authentications one client address may make at once before "
+        "auth_failure_rate applies.",
+    )
     live_feed_interval_ms: int = Field(
         100,
         ge=0,

@@ -11,8 +11,9 @@ from exchange_app.wire import dumps
 
 __all__ = ["ACCOUNT", "INSTRUMENT", "error", "instrument_of", "int_param", "json", "refuse"]
 
-INSTRUMENT = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
-ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, so "TCS\n" would pass
+INSTRUMENT = re.compile(r"\A[A-Z0-9][A-Z0-9._-]{0,15}\Z")
+ACCOUNT = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
 _REFUSALS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,

@@ -6,6 +6,10 @@ the last ``size`` events in memory, numbered ``<boot id>-<n>``. A client that
 reconnects with ``Last-Event-ID`` gets every event after it that is still in
 the ring; when it is not (another worker, or too old) the client is told with
 a ``reset`` event and should reload its snapshot views.
+
+A trade is shown to anyone as market data (no account, no order id); to one of
+its two accounts with that account's side added (its account and order id),
+never the counterparty's.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from aiokafka.structs import TopicPartition
 
 from exchange_app.broker.offsets import true_end_offsets
 from exchange_app.connection import client_options
-from exchange_app.wire import dumps, loads, public_trade
+from exchange_app.wire import PUBLIC_TRADE_FIELDS, dumps, loads, public_trade
 
-__all__ = ["Broadcaster", "Event"]
+__all__ = ["Broadcaster", "Event", "own_trade"]
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,27 @@ FEED_BURST = 10
 
 #: Event kinds that are market data, pushed to anyone.
 MARKET_KINDS = ("trade", "bar", "profit")
+#: A trade's fields that name one side: its order id (the seed's and ours) and account.
+SIDE_FIELDS = {
+    "buyer": ("id", "buy_order_id", "buyer"),
+    "seller": ("id_sell", "sell_order_id", "seller"),
+}
+
+
+def own_trade(trade: dict[str, Any], account: str) -> dict[str, Any]:
+    """``trade`` as ``account`` sees it: market data and its own side, not the other's."""
+    shown = set(PUBLIC_TRADE_FIELDS)
+    for side, fields in SIDE_FIELDS.items():
+        if trade.get(side) == account:
+            shown.update(fields)
+    return {name: value for name, value in trade.items() if name in shown}
 
 
 class Event:
     """One pushed record. Made from a topic's bytes, it is decoded only if a client needs it:
     the feed takes in every output record, most while nobody is watching."""
 
-    __slots__ = ("_data", "_public", "_raw", "id", "kind")
+    __slots__ = ("_data", "_own", "_public", "_raw", "id", "kind")
 
     def __init__(
         self, id: str, kind: str, data: dict[str, Any] | None = None, raw: bytes | None = None
@@ -53,6 +71,7 @@ class Event:
         self._data = data
         self._raw = raw
         self._public: Event | None = None  # a trade as market data, made once for all streams
+        self._own: dict[str, Event] = {}  # a trade as each of its accounts sees it
 
     @property
     def data(self) -> dict[str, Any]:
@@ -76,12 +95,19 @@ class Event:
 
     def shown(self, instrument: str | None, account: str | None) -> Event | None:
         """What a stream of ``instrument`` (None: all) for ``account`` shows of this event:
-        the account's own events whole, market events (trades without who traded, bars,
-        profits) to anyone, nothing else."""
+        the account's own events (its trades with its side only), market events (trades
+        without who traded, bars, profits) to anyone, nothing else."""
         if instrument and instrument not in self.instruments():
             return None
         if account and account in self.accounts():
-            return self
+            if self.kind != "trade":
+                return self
+            own = self._own.get(account)
+            if own is None:
+                own = self._own[account] = Event(
+                    self.id, self.kind, data=own_trade(self.data, account)
+                )
+            return own
         if self.kind == "trade":
             if self._public is None:
                 self._public = Event(self.id, self.kind, data=public_trade(self.data))
@@ -137,6 +163,14 @@ class Broadcaster:
 
     def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         self.subscribers.discard(queue)
+
+    def close(self, queue: asyncio.Queue[Event | None]) -> None:
+        """End a subscriber's stream now: what is queued for it is dropped, and the
+        ``None`` that ends a stream is all it gets next."""
+        self.subscribers.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
     async def feed(
         self,

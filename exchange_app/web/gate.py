@@ -1,7 +1,8 @@
 """Who asks, and what they may do: API keys, per-key rate limits, account checks.
 
 A request names its key as ``Authorization: Bearer <key>`` (``auth.py``). No
-key: the public views only. A wrong, revoked or malformed key: 401. A key acts
+key: the public views only. A wrong, revoked or malformed key: 401, and 429 once
+its client address has failed too often (``throttle.py``). A key acts
 for its own account; an admin key may also read any account and the
 operations views. With authentication off everyone is :data:`ANYONE`, an
 admin without an account.
@@ -19,6 +20,7 @@ from aiohttp.typedefs import Middleware
 from exchange_app.auth import KeyRing, Principal
 
 from .answers import refuse
+from .throttle import FailureThrottle
 
 __all__ = ["ADMIN_PATHS", "ANYONE", "Gate"]
 
@@ -37,11 +39,14 @@ class Gate:
         key_rate: float,
         key_burst: int,
         is_hop: Callable[[web.Request], bool],
+        failure_rate: float = 1.0,
+        failure_burst: int = 20,
     ) -> None:
         self.keys = keys
         self.key_rate = key_rate
         self.is_hop = is_hop  # a peer's signed hop: the peer checked the key
         self._buckets = token_bucket.Limiter(key_rate, key_burst, token_bucket.MemoryStorage())
+        self.failures = FailureThrottle(failure_rate, failure_burst)
 
     def principal(self, request: web.Request) -> Principal | None:
         """Who sent ``request``: None if it names no key; a wrong key is refused (401)."""
@@ -52,16 +57,24 @@ class Gate:
             return None
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise refuse(401, "Authorization: expected 'Bearer <key>'")
+            raise self._failed(request, "Authorization: expected 'Bearer <key>'")
         if not self.keys.ready:
             raise refuse(503, "the API keys are being loaded")
         principal = self.keys.authenticate(key.strip())
         if principal is None:
-            raise refuse(401, "unknown or revoked key")
+            raise self._failed(request, "unknown or revoked key")
         if not self._buckets.consume(principal.key):
             wait = max(1, math.ceil(1 / self.key_rate))
             raise refuse(429, f"over {self.key_rate:g} requests a second for this key", wait)
         return principal
+
+    def _failed(self, request: web.Request, reason: str) -> web.HTTPException:
+        """A failed authentication: 401 with ``reason``, or 429 once the client's address
+        has failed more than its budget."""
+        wait = self.failures.failed(request.remote or "")
+        if wait is None:
+            return refuse(401, reason)
+        return refuse(429, "too many failed authentications from this address", wait)
 
     def require(self, request: web.Request) -> Principal:
         principal = self.principal(request)

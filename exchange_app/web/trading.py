@@ -32,7 +32,7 @@ __all__ = ["CLIENT_ORDER_ID", "MAX_BODY_BYTES", "TradingViews", "exchange_order_
 #: The largest request body the API reads (an order is a few hundred bytes): larger is 413.
 MAX_BODY_BYTES = 16_384
 #: A client's own order id (``client_order_id``, or the original format's ``id``).
-CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,64}\Z")  # \Z: "$" passes "abc\n"
 
 
 def random_id() -> int:

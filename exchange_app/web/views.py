@@ -56,13 +56,15 @@ from .accounts import AccountViews
 from .answers import json, refuse
 from .broadcast import Broadcaster
 from .gate import Gate
-from .live import LiveViews
+from .live import LiveViews, StreamLimits
 from .market import MarketViews
 from .pages import MAX_LIMIT
 from .peers import LOOPBACK, Cluster
+from .server import body_deadline
 from .trading import MAX_BODY_BYTES, TradingViews, exchange_order_id, random_id
 
 __all__ = [
+    "API",
     "LOOPBACK",
     "MAX_BODY_BYTES",
     "SECURITY_HEADERS",
@@ -115,6 +117,16 @@ class Services:
     max_streams_per_key: int = 5
     key_rate: float = 20.0
     key_burst: int = 40
+    #: without a key: open streams per client address, and the share of max_streams
+    max_streams_per_address: int = 4
+    anonymous_stream_share: float = 0.75
+    #: seconds between a stream's heartbeats, which find clients that went away
+    stream_heartbeat: float = 2.0
+    #: failed authentications per client address: a second, and at once
+    auth_failure_rate: float = 1.0
+    auth_failure_burst: int = 20
+    #: seconds a request's body may take to arrive (``server.py``)
+    body_timeout: float = 10.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = random_id
 
@@ -125,11 +137,24 @@ class Api:
     def __init__(self, s: Services) -> None:
         self.s = s
         self.cluster = Cluster(s.owner, s.peers, s.cluster_secret, s.peer_hosts, s.clock, s.own_url)
-        self.gate = Gate(s.keys, s.key_rate, s.key_burst, self.cluster.is_hop)
+        self.gate = Gate(
+            s.keys,
+            s.key_rate,
+            s.key_burst,
+            self.cluster.is_hop,
+            s.auth_failure_rate,
+            s.auth_failure_burst,
+        )
         self.market = MarketViews(s.query, self.cluster, s.max_page)
         self.accounts = AccountViews(s.query, self.gate, self.cluster, self.market, s.max_page)
         self.trading = TradingViews(self.gate, s.publish, s.clock, s.new_order_id)
-        self.live = LiveViews(self.gate, s.broadcaster, s.max_streams, s.max_streams_per_key)
+        limits = StreamLimits(
+            s.max_streams,
+            s.max_streams_per_key,
+            s.max_streams_per_address,
+            s.anonymous_stream_share,
+        )
+        self.live = LiveViews(self.gate, s.broadcaster, limits, s.stream_heartbeat)
 
     async def health(self, request: web.Request) -> web.Response:
         if self.s.healthy():
@@ -156,10 +181,19 @@ async def _ready(request: web.Request, handler: Any) -> web.StreamResponse:
         raise refuse(503, str(exc)) from None
 
 
+#: The views an application serves, once installed.
+API = web.AppKey("exchange_api", Api)
+
+
 def install(application: web.Application, services: Services) -> Api:
-    """Add the exchange's routes to an aiohttp application."""
-    api = Api(services)
+    """Add the exchange's routes to an aiohttp application, once: Faust initialises its
+    web server more than once (from the command line, and again as it starts), and every
+    install would add its middlewares and its revocation listener again."""
+    if API in application:
+        return application[API]
+    api = application[API] = Api(services)
     application.on_response_prepare.append(_secure)
+    application.middlewares.append(body_deadline(services.body_timeout))
     application.middlewares.append(api.gate.middleware())
     application.middlewares.append(_ready)
     router = application.router

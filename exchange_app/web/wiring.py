@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from aiohttp.web import AppRunner
 from faust.types import TP
 from faust.web.drivers import aiohttp as faust_aiohttp
 
@@ -20,6 +22,7 @@ from tables.declarations import matching_table, positions_table
 from tables.query import StateQuery
 
 from .broadcast import Broadcaster
+from .server import server_options
 from .views import Services
 
 __all__ = [
@@ -40,9 +43,16 @@ keys = KeyRing() if settings.auth else None
 
 
 class ExchangeWeb(faust_aiohttp.Web):
-    """Faust's aiohttp web server; ``/`` is the dashboard, not Faust's index page."""
+    """Faust's aiohttp web server; ``/`` is the dashboard, not Faust's index page. Requests
+    must arrive within the configured timeouts (``server.py``)."""
 
     production_blueprints = []  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runner = AppRunner(
+            self.web_app, access_log=None, **server_options(settings.header_timeout_seconds)
+        )
 
 
 def _canonical() -> str:
@@ -116,6 +126,12 @@ def services() -> Services:
         max_streams=settings.max_streams,
         keys=keys,
         max_streams_per_key=settings.max_streams_per_key,
+        max_streams_per_address=settings.max_streams_per_address,
+        anonymous_stream_share=settings.anonymous_stream_share,
+        stream_heartbeat=settings.stream_heartbeat_ms / 1000,
+        auth_failure_rate=settings.auth_failure_rate,
+        auth_failure_burst=settings.auth_failure_burst,
+        body_timeout=settings.body_timeout_seconds,
         key_rate=settings.key_rate,
         key_burst=settings.key_burst,
     )

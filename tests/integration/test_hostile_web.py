@@ -14,6 +14,8 @@ import pytest
 
 from exchange_app.orderflow import seed_orders, stepping_clock
 from tests.harness import (
+    EXCHANGE,
+    ROOT,
     api_key,
     assert_same_analytics,
     assert_same_books,
@@ -111,8 +113,17 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
     log = orders()
     reference, expected, analytics = reference_run(log)
     resting = [(o["id"], o["instrument"]) for o in log if o.get("account") == "alice"][:200]
-    # every rule answers for itself here: the key rate limit (429) has unit tests of its own
-    start_worker({**env, "EXCHANGE_KEY_RATE": "100000", "EXCHANGE_KEY_BURST": "100000"})
+    # every rule answers for itself here: the key rate limit and the throttle of failed
+    # authentications (429) have tests of their own
+    start_worker(
+        {
+            **env,
+            "EXCHANGE_KEY_RATE": "100000",
+            "EXCHANGE_KEY_BURST": "100000",
+            "EXCHANGE_AUTH_FAILURE_RATE": "100000",
+            "EXCHANGE_AUTH_FAILURE_BURST": "100000",
+        }
+    )
     url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
     mallory = await api_key(env, "mallory", admin=False, known_at=[url])
     admin = await api_key(env, known_at=[url])
@@ -136,3 +147,63 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
         async with session.get(f"{url}/accounts/mallory") as account:
             assert account.status == 404  # mallory never traded
     print(f"\nhostile web run: {len(requests)} requests, statuses {dict(sorted(statuses.items()))}")
+
+
+SLOW_CLIENTS = 100
+
+
+async def test_revoked_keys_lose_their_streams_and_slow_clients_their_connections(
+    env, start_worker
+) -> None:
+    """A stream ends when its key is revoked from the command line; half-sent requests are
+    closed by the worker, which serves others meanwhile; anonymous streams and failed
+    authentications are bounded per client address."""
+    start_worker(
+        {
+            **env,
+            "EXCHANGE_HEADER_TIMEOUT_SECONDS": "1",
+            "EXCHANGE_MAX_STREAMS_PER_ADDRESS": "2",
+            "EXCHANGE_AUTH_FAILURE_BURST": "5",
+        }
+    )
+    url = f"http://127.0.0.1:{env['EXCHANGE_WEB_PORT']}"
+    mallory = await api_key(env, "mallory", admin=False, known_at=[url])
+
+    async def first_line(response: aiohttp.ClientResponse) -> None:
+        assert response.status == 200
+        assert await asyncio.wait_for(response.content.readline(), 30) == b"retry: 2000\n"
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        stream = await session.get(f"{url}/stream", headers=bearer(mallory))
+        await first_line(stream)
+        revoke = await asyncio.create_subprocess_exec(
+            EXCHANGE, "keys", "revoke", "mallory", env=env, cwd=ROOT
+        )
+        assert await revoke.wait() == 0
+        await asyncio.wait_for(stream.content.read(), 60)  # to its end: the worker ended it
+        again = await session.get(f"{url}/stream", headers=bearer(mallory))
+        assert again.status == 401
+
+        slow = [await asyncio.open_connection("127.0.0.1", env["EXCHANGE_WEB_PORT"])
+                for _ in range(SLOW_CLIENTS)]  # fmt: skip
+        for _, writer in slow:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: exchange\r\nX-Slow: ")
+            await writer.drain()
+        async with session.get(f"{url}/health") as health:
+            assert health.status == 200  # served while the slow ones hang
+        anonymous = [await session.get(f"{url}/stream") for _ in range(2)]
+        for response in anonymous:
+            await first_line(response)
+        refused = await session.get(f"{url}/stream")
+        assert refused.status == 429
+        closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), 30) for reader, _ in slow))
+        assert closed == [b""] * SLOW_CLIENTS  # every half-sent request closed by the worker
+        for _, writer in slow:
+            writer.close()
+        for response in anonymous:
+            response.close()
+
+        wrong = bearer("ek_0123456789ab_" + "x" * 43)
+        statuses = [(await session.get(f"{url}/whoami", headers=wrong)).status for _ in range(6)]
+        assert statuses == [401] * 5 + [429]

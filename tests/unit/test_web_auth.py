@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exchange_app.auth import KeyRing, Principal, new_key, parse_key
 from exchange_app.web import Broadcaster
+from exchange_app.web.throttle import FailureThrottle
 from exchange_app.wire import dumps, loads
 from tests.harness import bearer
 from tests.unit.test_web_views import JSON, SECRET, SEED, Exchange, read_events, serve
@@ -255,3 +256,72 @@ async def test_each_key_holds_a_bounded_number_of_streams(exchange, keys) -> Non
         again.close()
     finally:
         await client.close()
+
+
+async def test_failed_authentication_is_throttled_per_address(exchange, keys) -> None:
+    ring, issued = keys
+    client = await serve(exchange.services(keys=ring, auth_failure_rate=0.5, auth_failure_burst=3))
+    try:
+        wrong = [
+            bearer("ek_000000000000_" + "A" * 43),
+            {"Authorization": "Basic YWxpY2U6"},
+            bearer("not-a-key"),
+        ]
+        assert [(await client.get("/whoami", headers=h)).status for h in wrong] == [401] * 3
+        refused = await client.get("/whoami", headers=wrong[0])
+        assert refused.status == 429 and refused.headers["Retry-After"] == "2"
+        assert "failed authentications" in (await refused.json())["errors"][0]
+        assert (await client.get("/stream", headers=wrong[0])).status == 429
+        for _ in range(3):  # a key that authenticates is not throttled, nor counted
+            assert (await client.get("/whoami", headers=bearer(issued["alice"]))).status == 200
+        assert (await client.get("/instruments")).status == 200  # nor is no key at all
+    finally:
+        await client.close()
+
+
+def test_the_failure_throttle_refills_and_forgets_the_oldest_addresses() -> None:
+    now = [0.0]
+    throttle = FailureThrottle(rate=0.5, burst=2, clock=lambda: now[0], max_addresses=2)
+    assert [throttle.failed("a") for _ in range(3)] == [None, None, 2]
+    now[0] = 1.0
+    assert throttle.failed("a") == 1  # half a token back: one more second
+    now[0] = 2.0
+    assert throttle.failed("a") is None and throttle.failed("a") == 2
+    assert throttle.failed("b") is None and throttle.failed("c") is None
+    assert throttle.failed("a") is None  # "a", the oldest, was forgotten: a full bucket
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ek_0123456789ab_" + "A" * 43 + "\n",  # "$" would match before the newline
+        "\nek_0123456789ab_" + "A" * 43,
+        "ek_0123456789ab_" + "A" * 44,
+    ],
+)
+def test_a_key_is_matched_whole(key: str) -> None:
+    assert parse_key(key) is None
+    assert parse_key(key.strip()[: 16 + 43]) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_order_id": "abc\n"},
+        {"client_order_id": "abc\n\n"},
+        {"account": "alice\n"},
+        {"instrument": "TCS\n"},
+    ],
+)
+async def test_a_trailing_newline_is_refused_in_every_name(client, exchange, keys, body) -> None:
+    alice = bearer(keys[1]["alice"])
+    order = {**{k: v for k, v in SEED.items() if k != "id"}, **body}
+    answer = await client.post("/orders", data=dumps(order), headers={**alice, **JSON})
+    assert answer.status in (400, 403), await answer.text()
+    assert not exchange.published
+
+
+@pytest.mark.parametrize("path", ["/orderbook/TCS%0A", "/accounts/alice%0A"])
+async def test_a_trailing_newline_is_refused_in_a_path(client, keys, path) -> None:
+    response = await client.get(path, headers=bearer(keys[1]["admin"]))
+    assert response.status == 400, await response.text()
