@@ -15,6 +15,9 @@ __all__ = ["ACCOUNT", "INSTRUMENT", "error", "instrument_of", "int_param", "json
 INSTRUMENT = re.compile(r"\A[A-Z0-9][A-Z0-9._-]{0,15}\Z")
 ACCOUNT = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
+#: A whole-number query parameter as this API takes it.
+_WHOLE = re.compile(r"[0-9]{1,12}")
+
 _REFUSALS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
@@ -46,7 +49,9 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits, and few: str.isdigit() takes "²" and int() refuses it, and int() of
+    # thousands of digits raises too
+    if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
         raise refuse(400, f"{name}: expected a whole number from {low} to {high}, got {raw[:20]!r}")
     return int(raw)
 

@@ -149,7 +149,8 @@ class Broadcaster:
         if not last_id:
             return []
         boot, _, number = last_id.partition("-")
-        if boot != self.boot or not number.isdigit():
+        # ASCII digits, and few: str.isdigit() takes "²", which int() refuses
+        if boot != self.boot or not (number.isascii() and number.isdigit()) or len(number) > 18:
             return None
         after = int(number)
         if self.ring and self.ring[0][0] > after + 1:

@@ -55,6 +55,7 @@ from tables.query import NotReady, StateQuery
 from .accounts import AccountViews
 from .answers import json, refuse
 from .broadcast import Broadcaster
+from .failsafe import failsafe
 from .gate import Gate
 from .live import LiveViews, StreamLimits
 from .market import MarketViews
@@ -193,6 +194,7 @@ def install(application: web.Application, services: Services) -> Api:
         return application[API]
     api = application[API] = Api(services)
     application.on_response_prepare.append(_secure)
+    application.middlewares.insert(0, failsafe)  # outermost: sees what the others raise
     application.middlewares.append(body_deadline(services.body_timeout))
     application.middlewares.append(api.gate.middleware())
     application.middlewares.append(_ready)
