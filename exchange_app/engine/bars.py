@@ -4,7 +4,9 @@ A bar is one bucket of ``bar_seconds`` of an instrument's trades, buckets
 aligned to UTC midnight. The state of an instrument is a :class:`BarWindow`:
 the open bar plus the closed non-empty bars the SMA windows still need.
 Trades are applied in trade sequence; a trade stamped earlier than the open
-bar (its aggressor's clock was behind) counts in the open bar.
+bar (its aggressor's clock was behind) counts in the open bar. The arithmetic
+holds at the calendar's ends (years 1 and 9999) instead of overflowing, although
+the wire format accepts a far narrower range (``wire.EARLIEST``..``wire.LATEST``).
 
 SMA over ``n`` bars at bar *b*: the mean VWAP of the non-empty bars among the
 ``n`` buckets ending at *b*; an empty bucket contributes nothing (pandas
@@ -18,6 +20,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 __all__ = ["Bar", "BarWindow", "bucket_start"]
+
+
+def _shifted(moment: datetime, seconds: int) -> datetime:
+    """``moment`` plus ``seconds``, held at the calendar's ends instead of overflowing."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return (datetime.max if seconds > 0 else datetime.min).replace(tzinfo=moment.tzinfo)
 
 
 def bucket_start(moment: datetime, bar_seconds: int) -> datetime:
@@ -92,12 +102,12 @@ class BarWindow:
         if current is not None and start <= current.start:
             updated = replace(self, open_bar=current.add(price, quantity, seq))
             return updated, [(updated.open_bar, False)]  # type: ignore[list-item]
-        end = start + timedelta(seconds=self.bar_seconds)
+        end = _shifted(start, self.bar_seconds)
         opened = Bar.first(start, end, price, quantity, seq)
         closed: tuple[Bar, ...] = ()
         if current is not None:
             # keep what the windows of the closing bar need: the open bar's are a subset
-            horizon = current.start - timedelta(seconds=self.bar_seconds * (max(self.windows) - 1))
+            horizon = _shifted(current.start, -self.bar_seconds * (max(self.windows) - 1))
             closed = tuple(bar for bar in (*self.closed, current) if bar.start >= horizon)
         updates = [] if current is None else [(current, True)]
         updates.append((opened, False))
@@ -105,7 +115,7 @@ class BarWindow:
 
     def window_bars(self, bar: Bar, n: int) -> list[Bar]:
         """The non-empty bars among the ``n`` buckets ending with ``bar``, oldest first."""
-        horizon = bar.start - timedelta(seconds=self.bar_seconds * (n - 1))
+        horizon = _shifted(bar.start, -self.bar_seconds * (n - 1))
         bars = [b for b in self.closed if horizon <= b.start < bar.start]
         return [*bars, bar]
 

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange_app.engine.bars import BarWindow, bucket_start
 from exchange_app.engine.profit import window_profit
@@ -140,3 +142,38 @@ def test_streaming_bars_equal_the_pandas_batch_computation(windows) -> None:
     row = expected.iloc[-1]
     assert float(figures.opening_price) == row.window_open
     assert float(figures.profit) == pytest.approx(row[f"sma{first_window}"] - row.window_open)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, 0, 5, tzinfo=UTC),
+    ],
+)
+def test_bars_hold_at_the_calendars_ends(moment: datetime) -> None:
+    """The arithmetic saturates: the engine never overflows, whatever reaches it."""
+    window, updates = BarWindow(300, (2, 5)).apply(moment, D(10), D(1), 1)
+    window, updates = window.apply(moment, D(12), D(1), 2)
+    assert updates[-1][0].count == 2 and window.sma(updates[-1][0], 5) == 11
+    assert window.open_bar is not None and window.open_bar.start <= moment
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(timezones=st.just(UTC)),
+            st.decimals(min_value=1, max_value=1000, places=2),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from([60, 300, 86_400]),
+)
+def test_bars_take_any_time_in_any_order_without_raising(trades, seconds) -> None:
+    window = BarWindow(seconds, (2, 10))
+    for seq, (moment, price) in enumerate(trades, 1):
+        window, updates = window.apply(moment, price, D(1), seq)
+        bar = updates[-1][0]
+        assert bar.last_seq == seq and window.sma(bar, 10) > 0
