@@ -40,7 +40,7 @@ from aiokafka.structs import TopicPartition
 from tables.declarations import inputs_table, matching_table
 
 from .agents.batches import pipeline
-from .agents.matching import books_lock, match_orders, order_position
+from .agents.matching import books_lock, match_orders, order_position, state
 from .application import app
 from .connection import client_options
 from .metrics import metrics
@@ -54,6 +54,8 @@ settings = app.settings
 #: orders partitions this worker's intake reads, and a count of their changes
 _wanted: frozenset[int] = frozenset()
 _generation = 0
+#: Seconds between a failed batch and reading it again.
+RETRY_SECONDS = 1.0
 
 
 def _follow(partitions: frozenset[int]) -> None:
@@ -136,7 +138,19 @@ async def intake() -> None:
             async with books_lock:
                 if generation != _generation:
                     continue  # revoked while fetching: the next owner reads them
-                await match_orders(orders)
+                try:
+                    await match_orders(orders)
+                except Exception:
+                    # Orders that fail alone go to the DLQ inside ``match_orders``: this
+                    # is the batch's own machinery. Keep what was committed, read the
+                    # books and the positions again from it, and take the batch again.
+                    log.exception("intake: a batch failed; reading it again")
+                    await pipeline().drain()
+                    state.invalidate()
+                    generation = -1
+            if generation == -1:
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             for tp in fetched:
                 metrics.orders_highwater[tp.partition] = consumer.highwater(tp)
     finally:

@@ -21,10 +21,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .engine import Cancel, Execution, Fill, InvalidOrder, Order, OrderType, Side, TimeInForce
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "SEED_TIME_FORMAT",
     "decode_order",
+    "dlq_record",
     "dumps",
     "encode_order",
+    "event_time",
     "execution_reports",
     "format_seed_time",
     "loads",
@@ -34,6 +38,9 @@ __all__ = [
 ]
 
 SEED_TIME_FORMAT = "%Y/%m/%d, %H:%M:%S"
+#: The event times an order may carry: the first accepted, and the first refused.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_QUANTITY = Decimal("1e12")
 MAX_PRICE = Decimal("1e12")
 MAX_DECIMALS = 8
@@ -78,7 +85,21 @@ def _parse_text(value: str) -> datetime:
             raise ValueError(
                 f"expected '{SEED_TIME_FORMAT}' or ISO 8601, got {value[:40]!r}"
             ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the calendar's end in UTC
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
+
+
+def event_time(value: object) -> datetime:
+    """An order's timestamp: :func:`parse_time`, within :data:`EARLIEST`..:data:`LATEST`."""
+    moment = parse_time(value)
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(
+            f"expected a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} (UTC), "
+            f"got {moment.isoformat()}"
+        )
+    return moment
 
 
 def format_seed_time(moment: datetime) -> str:
@@ -127,7 +148,7 @@ def _money(limit: Decimal) -> Any:
 OrderId = Annotated[int, BeforeValidator(_strict_number), Field(gt=0, lt=2**63)]
 Instrument = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,15}$")]
 Account = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
-Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
+Timestamp = Annotated[datetime, BeforeValidator(event_time)]
 
 
 class _CancelIn(BaseModel):
@@ -359,4 +380,24 @@ def rejection_report(
         "side": side,
         "status": "REJECTED",
         "reasons": reasons,
+    }
+
+
+def dlq_record(
+    reasons: list[str],
+    source: dict[str, Any],
+    raw: bytes,
+    *,
+    key: bytes | None = None,
+    limit: int = 65_536,
+) -> dict[str, Any]:
+    """A DLQ record: why ``raw`` (read at ``source``) was not processed, and what it held."""
+    return {
+        "reason": "; ".join(reasons),
+        "reasons": reasons,
+        "source": source,
+        "key": (key or b"").decode("utf-8", "replace")[:256],
+        "value": raw[:limit].decode("utf-8", "replace"),
+        "truncated": len(raw) > limit,
+        "size": len(raw),
     }

@@ -26,23 +26,24 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
 
 from exchange_app.application import app
+from exchange_app.metrics import metrics
 from exchange_app.packing import PackingError, unpack
 from exchange_app.routing import key_partition
 from exchange_app.sharing import LoopShare
 from exchange_app.topics import fills, trade_batches
-from exchange_app.wire import dumps, loads
+from exchange_app.wire import dlq_record, dumps, loads
 from tables.analytics import BarsAnalytics, PnlLedger, ProfitAnalytics, coalesce, fills_of
 from tables.declarations import bars_table, positions_table, profit_table, tape_table
 from tables.tape import TradeTape
 from tables.transaction import Output, Transaction
 
-from .batches import batches, complete, where
+from .batches import batches, complete
 
 __all__ = ["analyse_trades", "bars", "compute_pnl", "ledger", "profits", "tape"]
 
@@ -63,63 +64,169 @@ def _partitions_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) ->
         adapter.invalidate()
 
 
-def _trades(event: EventT) -> list[dict[str, Any]]:
-    """The trades packed in ``event``; a message that is not a packed batch is skipped."""
+def _unpacked(event: EventT) -> list[bytes] | str:
+    """The records packed in ``event``, or why it is not a packed batch."""
     try:
-        return [loads(record.value or b"") for record in unpack(event.message.value or b"")]
-    except (PackingError, ValueError) as exc:
-        log.error("analyse_trades: skipping %s, not packed trades: %s", where(event), exc)
-        return []
+        return [record.value or b"" for record in unpack(event.message.value or b"")]
+    except PackingError as exc:
+        return f"not a packed batch: {exc}"
+
+
+def _dlq(event: EventT, reasons: list[str], raw: bytes, index: int | None = None) -> Output:
+    """A DLQ record for ``raw``, read from ``event`` (record ``index`` of it, if packed)."""
+    message = event.message
+    source: dict[str, Any] = {
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+    }
+    if index is not None:
+        source["index"] = index
+    metrics.dlq.inc()
+    return Output("dlq", None, dlq_record(reasons, source, raw, limit=settings.max_message_bytes))
+
+
+class _Failed(Exception):
+    """Input ``at`` of a batch (event index, record index within it) raised ``cause``."""
+
+    def __init__(self, at: tuple[int, int], cause: Exception) -> None:
+        super().__init__(at, cause)
+        self.at = at
+        self.cause = cause
+
+
+async def _guarded(
+    adapters: Sequence[Any], attempt: Callable[[set[tuple[int, int]]], Awaitable[Transaction]]
+) -> Transaction:
+    """``attempt(failed)`` until it passes, adding each input that raised to ``failed``.
+
+    An input that raises (a bug, or data no check foresaw) must neither stop the
+    agent nor take the rest of its batch down with it. Its effects may be half
+    applied in the ``adapters``' memory, so that is dropped and the batch is
+    computed again from the committed state without the inputs that failed
+    (``attempt`` sends those to the DLQ): the rest is applied once.
+    """
+    failed: set[tuple[int, int]] = set()
+    while True:
+        try:
+            return await attempt(failed)
+        except _Failed as failure:
+            log.error("record %s of a batch raised: to the DLQ", failure.at, exc_info=failure.cause)
+            failed.add(failure.at)
+            for adapter in adapters:
+                adapter.invalidate()
+
+
+def _failure(exc: Exception) -> list[str]:
+    return [f"internal error: {exc!r}"[:500]]
+
+
+async def _drop_uncommitted_trades() -> None:
+    for adapter in (bars, profits, tape):
+        adapter.invalidate()
+
+
+async def _drop_uncommitted_fills() -> None:
+    ledger.invalidate()
 
 
 @app.agent(trade_batches)
 async def analyse_trades(stream: StreamT[Any]) -> None:
     """Bars with every SMA, the window profit, the tape, and each trade's fills by account."""
-    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
+    every_ms = settings.analytics_interval_ms
+    async for events in batches(stream, every_ms=every_ms, on_restart=_drop_uncommitted_trades):
         await _analyse(events)
 
 
 async def _analyse(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
     share = LoopShare()
-    tx = Transaction()
-    by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        partition = event.message.partition
-        for trade in _trades(event):
-            bars.handle(trade, partition, tx)
-            profits.handle(trade, partition, tx)
-            tape.record_trade(trade, partition, tx)
-            for fill in fills_of(trade):
-                by_account[key_partition(fill["account"], settings.partitions)].append(fill)
-        await share.turn()
-    for adapter in (bars, profits, tape):
-        adapter.flush(tx)
-    tx.outputs = coalesce(tx.outputs)
-    for output in tx.outputs:
-        if output.stream == "sma" and output.partition is not None:
-            tape.record_bar(output.value, output.partition, tx)
-    for partition, batch in by_account.items():
-        tx.send(Output("fills", None, dumps({"fills": batch}), partition))
+    unpacked = [_unpacked(event) for event in events]
+    failed_reasons: dict[tuple[int, int], list[str]] = {}
+
+    async def attempt(failed: set[tuple[int, int]]) -> Transaction:
+        tx = Transaction()
+        by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for at, (event, records) in enumerate(zip(events, unpacked, strict=True)):
+            if isinstance(records, str):
+                tx.send(_dlq(event, [records], event.message.value or b""))
+                continue
+            partition = event.message.partition
+            for index, raw in enumerate(records):
+                if (at, index) in failed:
+                    tx.send(_dlq(event, failed_reasons[(at, index)], raw, index))
+                    continue
+                try:
+                    trade = loads(raw)
+                    bars.handle(trade, partition, tx)
+                    profits.handle(trade, partition, tx)
+                    tape.record_trade(trade, partition, tx)
+                    for fill in fills_of(trade):
+                        home = key_partition(fill["account"], settings.partitions)
+                        by_account[home].append(fill)
+                except Exception as exc:
+                    failed_reasons[(at, index)] = _failure(exc)
+                    raise _Failed((at, index), exc) from exc
+            await share.turn()
+        for adapter in (bars, profits, tape):
+            adapter.flush(tx)
+        tx.outputs = coalesce(tx.outputs)
+        for output in tx.outputs:
+            if output.stream == "sma" and output.partition is not None:
+                tape.record_bar(output.value, output.partition, tx)
+        for partition, batch in by_account.items():
+            tx.send(Output("fills", None, dumps({"fills": batch}), partition))
+        return tx
+
+    tx = await _guarded((bars, profits, tape), attempt)
     await complete(events, tx, started, share=share)
 
 
 @app.agent(fills)
 async def compute_pnl(stream: StreamT[bytes]) -> None:
     """FIFO positions and realized/unrealized P&L per account and instrument."""
-    async for events in batches(stream, every_ms=settings.analytics_interval_ms):
+    every_ms = settings.analytics_interval_ms
+    async for events in batches(stream, every_ms=every_ms, on_restart=_drop_uncommitted_fills):
         await _compute_pnl(events)
+
+
+def _fills(event: EventT) -> list[dict[str, Any]] | str:
+    """The fills in ``event``, or why it holds none."""
+    try:
+        fills = loads(event.message.value or b"")["fills"]
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"not a batch of fills: {exc!r}"[:500]
+    if not isinstance(fills, list):
+        return f"not a batch of fills: 'fills' is a {type(fills).__name__}"
+    return fills
 
 
 async def _compute_pnl(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
     share = LoopShare()
-    tx = Transaction()
-    for event in events:
-        partition = event.message.partition
-        for fill in loads(event.message.value or b"")["fills"]:
-            ledger.handle(fill, partition, tx)
-        await share.turn()
-    ledger.flush(tx)
-    tx.outputs = coalesce(tx.outputs)
+    decoded = [_fills(event) for event in events]
+    failed_reasons: dict[tuple[int, int], list[str]] = {}
+
+    async def attempt(failed: set[tuple[int, int]]) -> Transaction:
+        tx = Transaction()
+        for at, (event, fills_in) in enumerate(zip(events, decoded, strict=True)):
+            if isinstance(fills_in, str):
+                tx.send(_dlq(event, [fills_in], event.message.value or b""))
+                continue
+            partition = event.message.partition
+            for index, fill in enumerate(fills_in):
+                if (at, index) in failed:
+                    tx.send(_dlq(event, failed_reasons[(at, index)], dumps(fill), index))
+                    continue
+                try:
+                    ledger.handle(fill, partition, tx)
+                except Exception as exc:
+                    failed_reasons[(at, index)] = _failure(exc)
+                    raise _Failed((at, index), exc) from exc
+            await share.turn()
+        ledger.flush(tx)
+        tx.outputs = coalesce(tx.outputs)
+        return tx
+
+    tx = await _guarded((ledger,), attempt)
     await complete(events, tx, started, share=share)

@@ -18,6 +18,13 @@ process, in the ``inputs`` table, written in the same transaction as the
 state the batch changed. :class:`InputPositions` admits exactly that offset:
 an older one is a replay and is dropped, a newer one is a gap, and the
 consumer is sent back to the stored position to read it again.
+
+A position moves only once its batch is committed (:func:`complete`). An agent
+that fails mid-batch is restarted by Faust with a new stream, which reads on
+after the events the failed batch took: they arrive as a gap, and the consumer
+is sent back to read the batch again. So no batch is ever stepped over, and
+the in-memory state a failed batch left half-changed is dropped on the restart
+(``on_restart`` of :func:`batches`).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import TP, EventT, StreamT
@@ -74,48 +81,58 @@ class InputPositions:
         self.seeking.clear()
 
     def admit(self, events: Sequence[EventT]) -> tuple[list[EventT], int, list[TP]]:
-        """The events to process; how many were replays; partitions to read again."""
+        """The events to process; how many were replays; partitions to read again.
+
+        The positions do not move here: :meth:`confirm` moves them once the batch is
+        committed. Until then, a batch taken after this one would be a gap."""
         admitted: list[EventT] = []
         replayed = 0
         reread: list[TP] = []
+        taken: dict[TP, int] = {}  # the next offset due within this batch
         for event in events:
             message = event.message
             tp, offset = message.tp, message.offset
-            expected = self._next(tp)
+            expected = taken[tp] if tp in taken else self._next(tp)
             if offset > expected:
-                if self._gap(tp, expected, offset):
+                expected, seek = self._gap(tp, expected, offset)
+                if seek:
                     reread.append(tp)
-                expected = self.next[tp]  # the offset itself if the gap was given up
             if offset == expected:
                 admitted.append(event)
-                self.next[tp] = offset + 1
+                taken[tp] = offset + 1
                 self.seeking.pop(tp, None)
             elif offset < expected:
                 replayed += 1
         return admitted, replayed, reread
 
-    def _gap(self, tp: TP, expected: int, offset: int) -> bool:
-        """Offset ``offset`` came where ``expected`` was due: seek back (True) unless
-        a seek for it is pending; after :data:`SEEK_ATTEMPTS`, go on without it."""
+    def confirm(self, events: Sequence[EventT]) -> None:
+        """``events`` are committed: the next batch starts after them."""
+        for message in (event.message for event in events):
+            tp = TP(message.topic, message.partition)
+            self.next[tp] = max(self.next.get(tp, 0), message.offset + 1)
+
+    def _gap(self, tp: TP, expected: int, offset: int) -> tuple[int, bool]:
+        """Offset ``offset`` came where ``expected`` was due: the offset due now, and
+        whether to seek back (not if a seek for it is pending). After
+        :data:`SEEK_ATTEMPTS` the gap is given up: ``offset`` is due."""
         sought = self.seeking.get(tp)
         now = time.monotonic()
         if sought is not None and sought[0] == expected and now - sought[1] < RESEEK_SECONDS:
-            return False  # read before the seek took effect
+            return expected, False  # read before the seek took effect
         attempts = 1 if sought is None or sought[0] != expected else sought[2] + 1
         if attempts > SEEK_ATTEMPTS:
             log.error(
                 "%s[%s]: offsets %s..%s cannot be read (deleted?); going on from %s",
                 tp.topic, tp.partition, expected, offset - 1, offset,
             )  # fmt: skip
-            self.next[tp] = offset
             self.seeking.pop(tp, None)
-            return False
+            return offset, False
         log.warning(
             "%s[%s]: offset %s arrived where %s was due; reading again from %s",
             tp.topic, tp.partition, offset, expected, expected,
         )  # fmt: skip
         self.seeking[tp] = (expected, now, attempts)
-        return True
+        return expected, True
 
     def _next(self, tp: TP) -> int:
         """The stored position; 0 for a partition never processed (the internal
@@ -172,14 +189,31 @@ def pipeline() -> Pipeline:
     return _pipeline
 
 
-async def batches(stream: StreamT[Any], *, every_ms: int = 0) -> AsyncIterator[Sequence[EventT]]:
+#: The input topics of every agent that has taken a batch since the worker started.
+_started: set[frozenset[str]] = set()
+
+
+async def batches(
+    stream: StreamT[Any],
+    *,
+    every_ms: int = 0,
+    on_restart: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[Sequence[EventT]]:
     """The stream's events a batch at a time: those at their partition's stored position.
 
     With ``every_ms``, a batch smaller than the batch size (the agent keeps up) is
     followed by a rest: its partitions stay paused until ``every_ms`` after it was
     taken (:func:`rest`), while the agent goes on to ask for the next batch, so the
     events just processed are acked at once (a rebalance waits for that).
+
+    ``on_restart`` runs before the first batch of an agent that Faust restarted
+    after it failed: it drops what the failed batch left in memory, uncommitted.
     """
+    topics = _topics(stream)
+    if topics in _started and on_restart is not None:
+        log.warning("%s: restarted after a failure; the batch is read again", sorted(topics))
+        await on_restart()
+    _started.add(topics)
     within = settings.batch_wait_ms / 1000
     taken = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
     loop = asyncio.get_running_loop()
@@ -197,7 +231,7 @@ async def batches(stream: StreamT[Any], *, every_ms: int = 0) -> AsyncIterator[S
         if admitted:
             yield admitted
         if every_ms and len(events) < settings.batch_size:
-            rest(app.consumer, _topics(stream), taken_at + every_ms / 1000)
+            rest(app.consumer, topics, taken_at + every_ms / 1000)
 
 
 def rest(consumer: Any, topics: frozenset[str], until: float) -> None:
@@ -243,9 +277,10 @@ def _topics(stream: StreamT[Any]) -> frozenset[str]:
 
 
 async def _seek(tp: TP) -> None:
-    offset = positions.next.get(tp)
-    if offset is None:
+    sought = positions.seeking.get(tp)
+    if sought is None:
         return  # partitions moved meanwhile: the next owner reads from the stored position
+    offset = sought[0]
     try:
         await app.consumer.seek(tp, offset)
     except Exception as exc:  # revoked meanwhile, or the consumer is restarting
@@ -262,12 +297,14 @@ async def complete(
     share: LoopShare | None = None,
 ) -> None:
     """Make the batch's ``tx`` and positions durable (through the checkpoint, sharing the
-    loop with ``share``, or ``via`` the pipeline), then record its metrics."""
+    loop with ``share``, or ``via`` the pipeline, which stops the process if it cannot),
+    move the positions past ``events``, then record its metrics."""
     positions.record(events, tx)
     if via is None:
         await checkpoint().commit(tx, share)
     else:
         await via.commit(tx)
+    positions.confirm(events)
     for event in events:
         message = event.message
         metrics.observe(message.topic, message.partition, message.offset, message.timestamp)

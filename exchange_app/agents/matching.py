@@ -27,7 +27,7 @@ from exchange_app.metrics import metrics
 from exchange_app.packing import Packed, PackingError, pack, unpack
 from exchange_app.routing import home_partition
 from exchange_app.topics import routed
-from exchange_app.wire import decode_order, dumps, rejection_report
+from exchange_app.wire import decode_order, dlq_record, dumps, rejection_report
 from tables.declarations import inputs_table, matching_table
 from tables.matching import Books, MatchingState, Source
 from tables.transaction import Output, Transaction
@@ -147,9 +147,16 @@ def order_position(partition: int) -> str:
 @app.agent(routed)
 async def match_routed(stream: StreamT[bytes]) -> None:
     """Orders forwarded by :func:`match_orders`: matched on their instrument's partition."""
-    async for events in batches(stream):
+    async for events in batches(stream, on_restart=_reload_books):
         async with books_lock:
             await _match_routed(events)
+
+
+async def _reload_books() -> None:
+    """After a failed batch: keep what was committed, read the books again from it."""
+    async with books_lock:
+        await pipeline().drain()
+        state.invalidate()
 
 
 async def _match_routed(events: Sequence[EventT]) -> None:
@@ -275,15 +282,11 @@ def _unpacked(event: EventT) -> Packed:
 
 def _dlq(record: Packed, reasons: list[str], topic: str | None = None) -> Output:
     """A DLQ record for ``record`` of the orders topic (or of ``topic``)."""
-    raw = record.value or b""
-    limit = settings.max_message_bytes
-    value = {
-        "reason": "; ".join(reasons),
-        "reasons": reasons,
-        "source": _source(record, topic),
-        "key": (record.key or b"").decode("utf-8", "replace")[:256],
-        "value": raw[:limit].decode("utf-8", "replace"),
-        "truncated": len(raw) > limit,
-        "size": len(raw),
-    }
+    value = dlq_record(
+        reasons,
+        _source(record, topic),
+        record.value or b"",
+        key=record.key,
+        limit=settings.max_message_bytes,
+    )
     return Output("dlq", None, value)

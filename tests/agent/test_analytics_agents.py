@@ -6,9 +6,12 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from faust.types import TP
+
 from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition, key_partition
-from exchange_app.wire import dumps
+from exchange_app.wire import dumps, loads
 from tests.harness import runs_alongside
 
 
@@ -41,7 +44,13 @@ def packed(*trades: dict) -> bytes:
 
 def _event(value: Any, partition: int, offset: int) -> Any:
     message = SimpleNamespace(
-        topic="t", partition=partition, offset=offset, timestamp=None, value=value, key=None
+        topic="t",
+        partition=partition,
+        offset=offset,
+        timestamp=None,
+        value=value,
+        key=None,
+        tp=TP("t", partition),
     )
     return SimpleNamespace(value=value, message=message)
 
@@ -130,3 +139,105 @@ def test_partitions_move_only_once_every_taken_event_is_acked(test_app) -> None:
     """The analytics hand the loop back mid-batch and drop their in-memory state when
     partitions are assigned: Faust must not assign while a batch is under way."""
     assert test_app.conf.stream_wait_empty is True
+
+
+def _failing_for(seq: int, real: Any) -> Any:
+    """``real``, raising for the trade (or fill) of sequence ``seq``."""
+
+    def call(item: dict, *args: Any) -> Any:
+        if int(item["seq"]) == seq:
+            raise RuntimeError(f"no way to handle {seq}")
+        return real(item, *args)
+
+    return call
+
+
+def _fills(sent: Any) -> list[tuple[int, int, str]]:
+    return sorted(
+        (f["seq"], f["leg"], f["account"]) for _, v, _ in sent["fills"] for f in v["fills"]
+    )
+
+
+async def test_a_trade_that_raises_goes_to_the_dlq_and_the_rest_is_applied_once(
+    test_app, sent, monkeypatch
+) -> None:
+    """Trade 2 raises after the bars, the profit and the tape took it (its fills come
+    last): none of that stays, and trades 1 and 3 are applied exactly once."""
+    from exchange_app.agents import analytics
+
+    monkeypatch.setattr(analytics, "fills_of", _failing_for(2, analytics.fills_of))
+    await analytics._analyse([_event(packed(*TRADES), PARTITION, 7)])
+    [(_, dlq, _)] = sent["dlq"]
+    assert dlq["source"] == {"topic": "t", "partition": PARTITION, "offset": 7, "index": 1}
+    assert dlq["reasons"] == ["internal error: RuntimeError('no way to handle 2')"]
+    assert loads(dlq["value"])["seq"] == 2
+    # trade 1 alone in the 09:00 bar, trade 3 in the 09:05 one
+    assert _sma(sent) == [(True, 1, 10, 2), (False, 3, 12, 2)]
+    assert _fills(sent) == [(1, 0, "alice"), (1, 1, "bob"), (3, 0, "alice")]
+    assert [t["seq"] for t in analytics.tape.recent("TCS", 10)] == [3, 1]
+    assert analytics.tape.head("TCS")["volume"] == 4
+    assert [b.last_seq for b in analytics.bars.window("TCS").closed] == [1]
+
+
+async def test_a_fill_that_raises_goes_to_the_dlq_and_the_rest_is_applied_once(
+    test_app, sent, monkeypatch
+) -> None:
+    from exchange_app.agents import analytics
+
+    fills = [f for t in TRADES for f in analytics.fills_of(t) if f["account"] == "alice"]
+    handle = analytics.ledger.handle
+    monkeypatch.setattr(analytics.ledger, "handle", _failing_for(2, handle))
+    await analytics._compute_pnl([_event(dumps({"fills": fills}), 0, 3)])
+    [(_, dlq, _)] = sent["dlq"]
+    assert dlq["source"] == {"topic": "t", "partition": 0, "offset": 3, "index": 1}
+    assert [r["seq"] for _, r, _ in sent["pnl"]] == [3]  # coalesced: the last per account
+    position = analytics.ledger.position("alice", "TCS")
+    assert (position.quantity, position.average_cost) == (4, 11)  # 2 at 10, 2 at 12
+
+
+class _Stream:
+    """What :func:`~exchange_app.agents.batches.batches` reads of a Faust stream."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.channel = SimpleNamespace(topics=("t",))
+        self.events = events
+
+    async def take_events(self, size: int, within: float) -> Any:
+        yield self.events
+
+
+def _fail_once(real: Any) -> Any:
+    calls = []
+
+    async def complete(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the worker lost its producer")
+        await real(*args, **kwargs)
+
+    return complete
+
+
+async def test_an_agent_that_fails_mid_batch_takes_the_batch_again_after_its_restart(
+    test_app, sent, monkeypatch
+) -> None:
+    """Faust restarts an agent that raised; the batch it had taken is read again (here:
+    given again) and applied once, not stepped over as already processed."""
+    from exchange_app.agents import analytics, batches
+
+    monkeypatch.setattr(batches, "rest", lambda *args: None)
+    monkeypatch.setattr(analytics, "complete", _fail_once(analytics.complete))
+    events = [_event(packed(*TRADES[:2]), PARTITION, 0), _event(packed(TRADES[2]), PARTITION, 1)]
+    with pytest.raises(RuntimeError, match="lost its producer"):
+        await analytics.analyse_trades.fun(_Stream(events))
+    assert not sent["sma"] and not sent["fills"]
+    await analytics.analyse_trades.fun(_Stream(events))  # restarted: the same events again
+    assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
+    assert _fills(sent) == [(1, 0, "alice"), (1, 1, "bob"), (2, 0, "alice"), (2, 1, "bob"),
+                            (3, 0, "alice")]  # fmt: skip
+    fills = sent["fills"]
+    await analytics.compute_pnl.fun(_Stream([_event(dumps(v), p, 0) for _, v, p in fills]))
+    assert {(r["account"], r["position"]) for _, r, _ in sent["pnl"]} == {
+        ("alice", 6),
+        ("bob", -4),
+    }

@@ -99,8 +99,41 @@ def test_whatever_order_messages_come_in_each_offset_is_taken_once_and_in_order(
     taken: list[int] = []
     for offset in arrivals:
         admitted, _, _ = positions.admit([event(offset)])
+        positions.confirm(admitted)  # committed
         taken += offsets(admitted)
     assert taken == list(range(len(taken)))
+
+
+def test_a_batch_that_was_never_committed_is_taken_again() -> None:
+    """An agent that fails mid-batch never confirms it: after the restart, what its new
+    stream reads past the batch is a gap, and the batch read again is admitted again."""
+    positions = InputPositions(Table({(0, f"{TOPIC}:0"): 5}))
+    assert offsets(positions.admit([event(5), event(6)])[0]) == [5, 6]
+    # the agent failed before its checkpoint; the restarted stream reads on from 7
+    assert positions.admit([event(7)]) == ([], 0, [TP(TOPIC, 0)])
+    admitted, replayed, reread = positions.admit([event(5), event(6), event(7)])
+    assert (offsets(admitted), replayed, reread) == ([5, 6, 7], 0, [])
+    positions.confirm(admitted)
+    admitted, replayed, _ = positions.admit([event(6), event(7), event(8)])
+    assert (offsets(admitted), replayed) == ([8], 2)
+
+
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=30), st.booleans()), max_size=60)
+)
+def test_only_committed_batches_move_on_and_none_is_stepped_over(
+    arrivals: list[tuple[int, bool]],
+) -> None:
+    """Batches of one message that fail (no commit) or commit, in any order: what is
+    committed is 0, 1, 2, ... with no offset twice and none left out."""
+    positions = InputPositions(Table())
+    committed: list[int] = []
+    for offset, commits in arrivals:
+        admitted, _, _ = positions.admit([event(offset)])
+        if commits:
+            positions.confirm(admitted)
+            committed += offsets(admitted)
+    assert committed == list(range(len(committed)))
 
 
 @pytest.mark.parametrize("stored", [0, 3])

@@ -81,6 +81,25 @@ def test_decimal_strings_and_numbers_stay_exact() -> None:
         (valid(instrument=""), "instrument: String should match pattern"),
         (valid(instrument=..., trxn_type=...), "instrument: Field required"),
         (valid(order_timestamp="yesterday"), "order_timestamp: expected"),
+        (
+            valid(order_timestamp="9999-12-31T23:59:59+00:00"),
+            "order_timestamp: expected a time from 1970-01-01 to before 2200-01-01 (UTC), "
+            "got 9999-12-31T23:59:59+00:00",
+        ),
+        (
+            valid(order_timestamp="0001-01-01T00:00:00+00:00"),
+            "order_timestamp: expected a time from 1970-01-01 to before 2200-01-01 (UTC)",
+        ),
+        (valid(order_timestamp="2200-01-01T00:00:00Z"), "to before 2200-01-01 (UTC)"),
+        (valid(order_timestamp="1969/12/31, 23:59:59"), "to before 2200-01-01 (UTC)"),
+        (
+            valid(order_timestamp="9999-12-31T23:59:59-05:00"),
+            "order_timestamp: '9999-12-31T23:59:59-05:00' is out of range in UTC",
+        ),
+        (
+            valid(order_timestamp="0001-01-01T00:00:00+05:00"),
+            "order_timestamp: '0001-01-01T00:00:00+05:00' is out of range in UTC",
+        ),
         (valid(price=...), "a LIMIT order needs a price"),
         (valid(order_type="MARKET"), "a MARKET order takes no price"),
         (valid(id=0), "id: Input should be greater than 0"),
