@@ -11,9 +11,11 @@ bound that:
   aiohttp's ``keepalive_timeout``: a request's headers must arrive within it of
   the connection opening (or of the previous answer), and an idle kept-alive
   connection is closed then too.
-* **Body**: a view reads its request's body itself; :func:`body_deadline` gives
-  it ``body_timeout`` seconds from the headers' arrival. A body still
-  incomplete then is answered 408 and the connection closed.
+* **Body**: a view reads its request's body itself, whole (:func:`read_body`:
+  one read returns only what has arrived, so a body sent in pieces would be
+  cut); :func:`body_deadline` gives it ``body_timeout`` seconds from the
+  headers' arrival. A body still incomplete then is answered 408 and the
+  connection closed.
 
 Request lines and header fields keep aiohttp's limits (8,190 bytes each).
 """
@@ -30,7 +32,7 @@ from aiohttp.typedefs import Middleware
 
 from .answers import error
 
-__all__ = ["body_deadline", "server_options"]
+__all__ = ["body_deadline", "read_body", "server_options"]
 
 #: The longest request line and header field (aiohttp's default): longer is 400.
 MAX_LINE_BYTES = 8_190
@@ -43,6 +45,20 @@ def server_options(header_timeout: float) -> dict[str, Any]:
         "max_line_size": MAX_LINE_BYTES,
         "max_field_size": MAX_LINE_BYTES,
     }
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request's body whole, or its first ``limit + 1`` bytes if it is longer (the
+    caller answers 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:  # the end of the body
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 class BodyTimeout(Exception):

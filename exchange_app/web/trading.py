@@ -26,6 +26,7 @@ from exchange_app.wire import decode_order, dumps, encode_order, loads
 
 from .answers import error, json
 from .gate import Gate
+from .server import read_body
 
 __all__ = ["CLIENT_ORDER_ID", "MAX_BODY_BYTES", "TradingViews", "exchange_order_id", "random_id"]
 
@@ -68,7 +69,7 @@ class TradingViews:
             return error(415, "Content-Type: expected application/json")
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return error(413, f"body: over {MAX_BODY_BYTES} bytes")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        raw = await read_body(request, MAX_BODY_BYTES)  # whole: it may come in pieces
         if len(raw) > MAX_BODY_BYTES:
             return error(413, f"body: over {MAX_BODY_BYTES} bytes")
         try:

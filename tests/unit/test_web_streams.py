@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from exchange_app.web.broadcast import own_trade
 from exchange_app.web.live import StreamLimits
 from exchange_app.web.server import server_options
 from exchange_app.web.views import API, Api
+from exchange_app.wire import dumps
 from tests.harness import bearer, eventually
 from tests.unit.test_web_auth import ring_with
 from tests.unit.test_web_views import Exchange, read_events
@@ -309,3 +311,23 @@ async def test_a_request_whose_body_does_not_arrive_is_answered_408(keys) -> Non
         writer.close()
     finally:
         await runner.cleanup()
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(keys) -> None:
+    ring, issued = keys
+    exchange = Exchange()
+    client, _ = await serve(exchange.services(keys=ring))
+    body = dumps({"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1})
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield body[:10]
+        await asyncio.sleep(0.1)  # the server reads the first piece alone
+        yield body[10:]
+
+    try:
+        headers = {**bearer(issued["alice"]), "Content-Type": "application/json"}
+        answer = await client.post("/orders", data=pieces(), headers=headers)
+        assert answer.status == 202, await answer.text()
+        assert exchange.published[-1][1]["instrument"] == "TCS"
+    finally:
+        await client.close()
