@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -13,6 +14,7 @@ import aiohttp
 import pytest
 
 from exchange_app.orderflow import seed_orders, stepping_clock
+from exchange_app.web.peers import ROUTED, destination, sign
 from tests.harness import (
     EXCHANGE,
     ROOT,
@@ -29,7 +31,7 @@ from tests.harness import (
 
 pytestmark = pytest.mark.integration
 
-ROUNDS = 500  # ten hostile requests a round
+ROUNDS = 500  # fourteen hostile requests a round
 CONCURRENCY = 16
 JSON = {"Content-Type": "application/json"}
 
@@ -42,10 +44,12 @@ def orders() -> list[dict[str, Any]]:
 
 
 def hostile(
-    url: str, mallory: str, victims: list[tuple[int, str]]
+    url: str, mallory: str, victims: list[tuple[int, str]], hops: tuple[str, str]
 ) -> list[tuple[str, str, dict[str, str], bytes, set[int]]]:
     """(method, path, headers, body, the status it must get): none may have an effect on
-    anyone, and mallory's cancels name other people's resting orders."""
+    anyone, and mallory's cancels name other people's resting orders. ``hops``: a peer's
+    mark for ``/accounts/alice`` captured after its one use, and one signed for another
+    worker."""
     order = json.dumps(
         {"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1, "account": "alice"}
     ).encode()
@@ -70,7 +74,11 @@ def hostile(
             ("POST", "/orders", {**JSON, **as_mallory}, b"[" * 5_000 + b"]" * 5_000, {400}),
             # someone else's resting order: published as mallory's cancel, refused by the book
             ("DELETE", f"/orders/{order_id}?instrument={instrument}", as_mallory, b"", {202}),
-            ("GET", "/accounts/alice", {"X-Exchange-Routed": "1"}, b"", {401}),  # spoofed hop
+            ("GET", "/accounts/alice", {ROUTED: "1"}, b"", {401}),  # spoofed hop
+            ("GET", "/accounts/alice", {ROUTED: hops[n % 2]}, b"", {401}),  # replayed, misdirected
+            ("GET", "/instruments?limit=1001", {}, b"", {400}),  # pages are bounded
+            ("GET", "/instruments?cursor=%25%25", {}, b"", {400}),
+            ("GET", f"/accounts/alice?limit=1000&cursor={'Q' * 200}", as_mallory, b"", {403}),
             (
                 "GET",
                 ("/accounts/alice", "/metrics", "/table/", "/stream?account=alice")[n % 4],
@@ -128,7 +136,16 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
     mallory = await api_key(env, "mallory", admin=False, known_at=[url])
     admin = await api_key(env, known_at=[url])
 
-    requests = hostile(url, mallory, resting)
+    # a hop a peer sent once, then captured; and a hop for another worker of the exchange
+    secret, now, path = env["EXCHANGE_CLUSTER_SECRET"].encode(), time.time(), "/accounts/alice"
+    captured = sign(secret, "GET", path, b"", now, to=destination(url))
+    misdirected = sign(secret, "GET", path, b"", now, to="127.0.0.1:1")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url + path, headers={ROUTED: captured}) as used,
+    ):
+        assert used.status == 404  # the peer's one use: no key asked for, no trades yet
+    requests = hostile(url, mallory, resting, (captured, misdirected))
     assert len(requests) >= 5_000
     flow = produce(env, log, rate=len(log) / 15)  # orders arrive while the attack goes on
     statuses, _ = await asyncio.gather(attack(requests), flow)
