@@ -49,3 +49,48 @@ def handled(adapter: Any, item: dict[str, Any], method: str = "handle") -> list[
     adapter.flush(tx)
     tx.apply()
     return tx.outputs
+
+
+def event(value: Any, partition: int, offset: int, topic: str = "t") -> Any:
+    """A Faust event as the batched agents read it: its value and its message's position."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    message = SimpleNamespace(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=None,
+        value=value,
+        key=None,
+        tp=TP(topic, partition),
+    )
+    return SimpleNamespace(value=value, message=message)
+
+
+class Stream:
+    """What ``exchange_app.agents.batches.batches`` reads of a Faust stream: its topics,
+    and the events it takes, here one batch."""
+
+    def __init__(self, events: list[Any], topic: str = "t") -> None:
+        from types import SimpleNamespace
+
+        self.channel = SimpleNamespace(topics=(topic,))
+        self.events = events
+
+    async def take_events(self, size: int, within: float) -> Any:
+        yield self.events
+
+
+def fail_once(real: Any, message: str = "the worker lost its producer") -> Any:
+    """``real`` (a coroutine function) raising ``RuntimeError(message)`` on its first call."""
+    calls: list[int] = []
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError(message)
+        return await real(*args, **kwargs)
+
+    return call

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.types import TP
 
 from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.wire import dumps, loads
+from tests.factories import Stream, event, fail_once
 from tests.harness import runs_alongside
 
 
@@ -40,19 +39,6 @@ PARTITION = home_partition("TCS", 4)
 def packed(*trades: dict) -> bytes:
     """A trades-batched message, as the matching agent sends it."""
     return pack(Packed(PARTITION, t["seq"], 0, None, dumps(t)) for t in trades)
-
-
-def _event(value: Any, partition: int, offset: int) -> Any:
-    message = SimpleNamespace(
-        topic="t",
-        partition=partition,
-        offset=offset,
-        timestamp=None,
-        value=value,
-        key=None,
-        tp=TP("t", partition),
-    )
-    return SimpleNamespace(value=value, message=message)
 
 
 TRADES = [trade(1, "10", 1), trade(2, "14", 2), trade(3, "12", 6, seller=None)]
@@ -111,11 +97,11 @@ async def test_a_batch_coalesces_superseded_records_and_keeps_finals(test_app, s
     from exchange_app.agents.analytics import _analyse, _compute_pnl
 
     # One batch of three trades.
-    await _analyse([_event(packed(*TRADES), PARTITION, 0)])
+    await _analyse([event(packed(*TRADES), PARTITION, 0)])
     sma = [value for _, value, _ in sent["sma"]]
     assert [(r["final"], r["last_seq"]) for r in sma] == [(True, 2), (False, 3)]
     [(_, fills, partition)] = [b for b in sent["fills"] if b[2] == key_partition("alice", 4)][:1]
-    await _compute_pnl([_event(dumps(fills), partition, 0)])
+    await _compute_pnl([event(dumps(fills), partition, 0)])
     alice = [value for _, value, _ in sent["pnl"] if value["account"] == "alice"]
     assert [r["seq"] for r in alice] == [3]  # the last record per account and instrument
 
@@ -130,7 +116,7 @@ async def test_a_batch_hands_the_loop_back_and_comes_out_the_same(
     monkeypatch.setattr("exchange_app.sharing.SLICE_SECONDS", 0.0)  # every turn yields
     from exchange_app.agents.analytics import _analyse
 
-    events = [_event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
+    events = [event(packed(t), PARTITION, offset) for offset, t in enumerate(TRADES)]
     assert await runs_alongside(_analyse(events)) >= len(events)
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
 
@@ -166,7 +152,7 @@ async def test_a_trade_that_raises_goes_to_the_dlq_and_the_rest_is_applied_once(
     from exchange_app.agents import analytics
 
     monkeypatch.setattr(analytics, "fills_of", _failing_for(2, analytics.fills_of))
-    await analytics._analyse([_event(packed(*TRADES), PARTITION, 7)])
+    await analytics._analyse([event(packed(*TRADES), PARTITION, 7)])
     [(_, dlq, _)] = sent["dlq"]
     assert dlq["source"] == {"topic": "t", "partition": PARTITION, "offset": 7, "index": 1}
     assert dlq["reasons"] == ["internal error: RuntimeError('no way to handle 2')"]
@@ -187,35 +173,12 @@ async def test_a_fill_that_raises_goes_to_the_dlq_and_the_rest_is_applied_once(
     fills = [f for t in TRADES for f in analytics.fills_of(t) if f["account"] == "alice"]
     handle = analytics.ledger.handle
     monkeypatch.setattr(analytics.ledger, "handle", _failing_for(2, handle))
-    await analytics._compute_pnl([_event(dumps({"fills": fills}), 0, 3)])
+    await analytics._compute_pnl([event(dumps({"fills": fills}), 0, 3)])
     [(_, dlq, _)] = sent["dlq"]
     assert dlq["source"] == {"topic": "t", "partition": 0, "offset": 3, "index": 1}
     assert [r["seq"] for _, r, _ in sent["pnl"]] == [3]  # coalesced: the last per account
     position = analytics.ledger.position("alice", "TCS")
     assert (position.quantity, position.average_cost) == (4, 11)  # 2 at 10, 2 at 12
-
-
-class _Stream:
-    """What :func:`~exchange_app.agents.batches.batches` reads of a Faust stream."""
-
-    def __init__(self, events: list[Any]) -> None:
-        self.channel = SimpleNamespace(topics=("t",))
-        self.events = events
-
-    async def take_events(self, size: int, within: float) -> Any:
-        yield self.events
-
-
-def _fail_once(real: Any) -> Any:
-    calls = []
-
-    async def complete(*args: Any, **kwargs: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("the worker lost its producer")
-        await real(*args, **kwargs)
-
-    return complete
 
 
 async def test_an_agent_that_fails_mid_batch_takes_the_batch_again_after_its_restart(
@@ -226,17 +189,17 @@ async def test_an_agent_that_fails_mid_batch_takes_the_batch_again_after_its_res
     from exchange_app.agents import analytics, batches
 
     monkeypatch.setattr(batches, "rest", lambda *args: None)
-    monkeypatch.setattr(analytics, "complete", _fail_once(analytics.complete))
-    events = [_event(packed(*TRADES[:2]), PARTITION, 0), _event(packed(TRADES[2]), PARTITION, 1)]
+    monkeypatch.setattr(analytics, "complete", fail_once(analytics.complete))
+    events = [event(packed(*TRADES[:2]), PARTITION, 0), event(packed(TRADES[2]), PARTITION, 1)]
     with pytest.raises(RuntimeError, match="lost its producer"):
-        await analytics.analyse_trades.fun(_Stream(events))
+        await analytics.analyse_trades.fun(Stream(events))
     assert not sent["sma"] and not sent["fills"]
-    await analytics.analyse_trades.fun(_Stream(events))  # restarted: the same events again
+    await analytics.analyse_trades.fun(Stream(events))  # restarted: the same events again
     assert _sma(sent) == [(True, 2, 12, 4), (False, 3, 12, 2)]
     assert _fills(sent) == [(1, 0, "alice"), (1, 1, "bob"), (2, 0, "alice"), (2, 1, "bob"),
                             (3, 0, "alice")]  # fmt: skip
     fills = sent["fills"]
-    await analytics.compute_pnl.fun(_Stream([_event(dumps(v), p, 0) for _, v, p in fills]))
+    await analytics.compute_pnl.fun(Stream([event(dumps(v), p, 0) for _, v, p in fills]))
     assert {(r["account"], r["position"]) for _, r, _ in sent["pnl"]} == {
         ("alice", 6),
         ("bob", -4),

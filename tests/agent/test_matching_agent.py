@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from exchange_app.packing import Packed, pack
 from exchange_app.routing import home_partition
 from exchange_app.wire import loads
+from tests.factories import Stream, event, fail_once
 
 PARTITIONS = 4
 HOME = {
@@ -130,3 +133,32 @@ async def test_replayed_orders_have_no_new_effects_and_positions_are_kept(test_a
     assert trades[1]["quantity"] == 3  # the book was not filled twice
     await pipeline().drain()
     assert inputs_table.stored_value(0, order_position(0)) == 3
+
+
+async def test_the_routed_agent_failing_mid_batch_matches_the_batch_again_once(
+    test_app, sent, monkeypatch
+) -> None:
+    """The first attempt changed the books in memory, uncommitted: after Faust restarts the
+    agent, the batch is matched again from the committed books, not refused as a repeat."""
+    from exchange_app.agents import batches, matching
+
+    instrument = HOME[2]
+    await matching.match_orders(fetched(0, (0, raw(1, "BUY", instrument))))
+    await matching.match_orders(fetched(1, (1, raw(2, "SELL", instrument))))
+    events = [
+        event(pack(value), partition, offset, topic="routed")
+        for offset, (_, value, partition) in enumerate(sent["routed"])
+    ]
+    monkeypatch.setattr(batches, "rest", lambda *args: None)
+    monkeypatch.setattr(matching, "complete", fail_once(matching.complete))
+    with pytest.raises(RuntimeError, match="lost its producer"):
+        await matching.match_routed.fun(Stream(events, topic="routed"))
+    assert not sent["trades"] and not sent["events"]
+    await matching.match_routed.fun(Stream(events, topic="routed"))  # restarted
+    [(_, trade, _)] = sent["trades"]
+    assert (trade["id"], trade["id_sell"], trade["seq"]) == (1, 2, 1)
+    assert [(e["order_id"], e["status"]) for _, e, _ in sent["events"]] == [
+        (1, "ACCEPTED"),
+        (2, "FILLED"),
+        (1, "FILLED"),
+    ]
