@@ -118,9 +118,7 @@ def test_a_batch_that_was_never_committed_is_taken_again() -> None:
     assert (offsets(admitted), replayed) == ([8], 2)
 
 
-@given(
-    st.lists(st.tuples(st.integers(min_value=0, max_value=30), st.booleans()), max_size=60)
-)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=30), st.booleans()), max_size=60))
 def test_only_committed_batches_move_on_and_none_is_stepped_over(
     arrivals: list[tuple[int, bool]],
 ) -> None:
