@@ -31,7 +31,7 @@ from tests.harness import (
 
 pytestmark = pytest.mark.integration
 
-ROUNDS = 500  # fourteen hostile requests a round
+ROUNDS = 500  # fifteen hostile requests a round
 CONCURRENCY = 16
 JSON = {"Content-Type": "application/json"}
 
@@ -55,6 +55,14 @@ def hostile(
     ).encode()
     own = json.dumps({"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1})
     as_mallory = bearer(mallory)
+    huge = b'{"instrument": "TCS", "trxn_type": "BUY", "quantity": 1E+9999999999999999999}'
+    malformed = [  # once a 500 each: str.isdigit() took "²", Decimal raised, int() too
+        ("GET", "/orderbook/TCS?depth=\u00b2", {}, b"", {400}),
+        ("GET", "/orderbook/TCS?depth=" + "9" * 5_000, {}, b"", {400}),
+        ("POST", "/orders", {**JSON, **as_mallory}, huge, {400}),
+        ("DELETE", "/orders/1E+999999999999999999?instrument=TCS", as_mallory, b"", {400}),
+        ("GET", "/accounts/alice", {ROUTED: "\u00b2." + "a" * 32 + ".x"}, b"", {401}),
+    ]
     requests = []
     for n in range(ROUNDS):
         order_id, instrument = victims[n % len(victims)]
@@ -76,6 +84,7 @@ def hostile(
             ("DELETE", f"/orders/{order_id}?instrument={instrument}", as_mallory, b"", {202}),
             ("GET", "/accounts/alice", {ROUTED: "1"}, b"", {401}),  # spoofed hop
             ("GET", "/accounts/alice", {ROUTED: hops[n % 2]}, b"", {401}),  # replayed, misdirected
+            malformed[n % len(malformed)],
             ("GET", "/instruments?limit=1001", {}, b"", {400}),  # pages are bounded
             ("GET", "/instruments?cursor=%25%25", {}, b"", {400}),
             ("GET", f"/accounts/alice?limit=1000&cursor={'Q' * 200}", as_mallory, b"", {403}),
