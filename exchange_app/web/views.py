@@ -18,6 +18,7 @@ who may call: anyone
 ``GET /profit/{instrument}``           window profit of the open and the last closed bar
 ``GET /stream``                        Server-Sent Events: market events; with a key, its own
 ``GET /health``, ``GET /``             readiness (503 until recovered), the trader dashboard
+``GET /openapi.json``                  this API described as OpenAPI 3.1 (``openapi.py``)
 who may call: a key (``Authorization: Bearer``), acting as its account only
 ``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
 ``DELETE /orders/{id}?instrument=X``   a CANCEL of the key's account's order → 202
@@ -59,6 +60,7 @@ from .failsafe import failsafe
 from .gate import Gate
 from .live import LiveViews, StreamLimits
 from .market import MarketViews
+from .openapi import openapi
 from .pages import MAX_LIMIT
 from .peers import LOOPBACK, Cluster
 from .server import body_deadline
@@ -210,6 +212,7 @@ def install(application: web.Application, services: Services) -> Api:
     router.add_delete("/orders/{id}", api.trading.cancel)
     router.add_get("/stream", api.live.stream)
     router.add_get("/health", api.health)
+    router.add_get("/openapi.json", openapi)
     router.add_get("/metrics", api.metrics)
     router.add_get("/", api.dashboard)
     router.add_static("/static/", STATIC)
