@@ -1,8 +1,13 @@
 """Order entry: ``POST /orders`` and ``DELETE /orders/{id}``, for a key's own account.
 
-An order is validated like the order stream validates it and published to its
-instrument's home partition; the answer (202) says it was sent, the execution
+An order is validated like the order stream validates it, checked against its
+instrument's listing (listed, on the tick, in whole lots: ``listings.py``), and
+published to its instrument's home partition; the answer (202) says it was sent, the execution
 reports on ``/stream`` say what it did.
+
+The worker stamps the order's ``order_timestamp`` (its event time, which
+decides the order's bar) with its own clock; a time the client sent is kept
+beside it as ``client_timestamp`` and changes nothing.
 
 A client names its order with its own ``client_order_id`` (or the original
 format's ``id``). The exchange's order id is made from it and the account, so
@@ -21,10 +26,11 @@ from typing import Any
 
 from aiohttp import web
 
-from exchange_app.engine import InvalidOrder
-from exchange_app.wire import decode_order, dumps, encode_order, loads
+from exchange_app.engine import InvalidOrder, Order
+from exchange_app.listings import Listings
+from exchange_app.wire import decode_order, dumps, encode_order, event_time, loads
 
-from .answers import error, json
+from .answers import error, json, refuse
 from .gate import Gate
 from .server import read_body
 
@@ -55,11 +61,14 @@ class TradingViews:
         publish: Callable[[str, bytes], Awaitable[None]],
         clock: Callable[[], datetime],
         new_order_id: Callable[[], int] = random_id,
+        listings: Listings | None = None,
     ) -> None:
         self.gate = gate
         self.publish = publish
         self.clock = clock
         self.new_order_id = new_order_id
+        #: what a new order is checked against before it is published (None: not loaded)
+        self.listings = listings or Listings()
 
     async def submit(self, request: web.Request) -> web.Response:
         principal = self.gate.require(request)
@@ -92,9 +101,17 @@ class TradingViews:
             return error(400, "client_order_id: 1 to 64 letters, digits or . _ : -")
         else:
             body["id"] = exchange_order_id(body.get("account") or "", str(client_id))
-        body.setdefault("order_timestamp", self.clock().isoformat())
+        # Event time is the exchange's: an order's time decides its bar, so a client
+        # must not choose it. A client's own time is kept beside it, for its records.
+        kept: dict[str, str] = {}
+        if body.get("order_timestamp") is not None:
+            try:
+                kept["client_timestamp"] = event_time(body["order_timestamp"]).isoformat()
+            except ValueError as exc:
+                return error(400, f"order_timestamp: {exc}")
+        body["order_timestamp"] = self.clock().isoformat()
         echo = {} if client_id is None else {"client_order_id": str(client_id)}
-        return await self._publish(body, "SUBMITTED", **echo)
+        return await self._publish(body, "SUBMITTED", kept, **echo)
 
     async def cancel(self, request: web.Request) -> web.Response:
         principal = self.gate.require(request)
@@ -107,16 +124,23 @@ class TradingViews:
         }
         if account:  # only the order's owner cancels it (the engine checks)
             body["account"] = account
-        return await self._publish(body, "CANCEL_SUBMITTED")
+        return await self._publish(body, "CANCEL_SUBMITTED", {})
 
-    async def _publish(self, body: dict[str, Any], status: str, **answer: str) -> web.Response:
-        """Validate like the order stream does, then publish keyed by instrument; 202 with
-        the command's id, instrument, ``status`` and ``answer``."""
+    async def _publish(
+        self, body: dict[str, Any], status: str, kept: dict[str, str], **answer: str
+    ) -> web.Response:
+        """Validate like the order stream does, then publish keyed by instrument with the
+        fields ``kept``; 202 with the command's id, instrument, ``status``, ``kept`` and
+        ``answer``."""
         try:
             command = decode_order(body)
         except InvalidOrder as exc:
             return error(400, *exc.reasons)
-        await self.publish(command.instrument, dumps(encode_order(command)))
-        return json(
-            {"id": command.id, "instrument": command.instrument, "status": status, **answer}, 202
-        )
+        if isinstance(command, Order):  # a cancel is the book's to answer, listed or not
+            if not self.listings.ready:
+                raise refuse(503, "the listings are being loaded")
+            if reasons := self.listings.reasons(command):
+                return error(400, *reasons)
+        await self.publish(command.instrument, dumps({**encode_order(command), **kept}))
+        reply = {"id": command.id, "instrument": command.instrument, "status": status}
+        return json({**reply, **kept, **answer}, 202)

@@ -19,6 +19,8 @@ who may call: anyone
 ``GET /stream``                        Server-Sent Events: market events; with a key, its own
 ``GET /health``, ``GET /``             readiness (503 until recovered), the trader dashboard
 ``GET /openapi.json``                  this API described as OpenAPI 3.1 (``openapi.py``)
+``GET /listings``                      the listed instruments: tick size, lot size, price band,
+                                       status; paged like ``/instruments``
 who may call: a key (``Authorization: Bearer``), acting as its account only
 ``POST /orders``                       order JSON → 202 with its id, or 400 with every reason
 ``DELETE /orders/{id}?instrument=X``   a CANCEL of the key's account's order → 202
@@ -28,6 +30,8 @@ who may call: a key (``Authorization: Bearer``), acting as its account only
 ``GET /whoami``                        the key's account and whether it is an admin key
 who may call: an admin key
 ``GET /metrics``                       Prometheus text; also Faust's ``/table/``, ``/router/``
+``PUT /listings/{instrument}``         list it: ``tick_size``, ``lot_size``, ``band_pct``
+``DELETE /listings/{instrument}``      delist it: no new orders, resting ones may be cancelled
 =====================================  ========================================
 
 Everything else answers 401 without a key, 403 with the wrong one (``auth.py``);
@@ -50,6 +54,7 @@ from typing import Any
 from aiohttp import web
 
 from exchange_app.auth import KeyRing
+from exchange_app.listings import Listings
 from exchange_app.metrics import CONTENT_TYPE, Metrics
 from tables.query import NotReady, StateQuery
 
@@ -58,6 +63,7 @@ from .answers import json, refuse
 from .broadcast import Broadcaster
 from .failsafe import failsafe
 from .gate import Gate
+from .listings import ListingViews, WriteListings
 from .live import LiveViews, StreamLimits
 from .market import MarketViews
 from .openapi import openapi
@@ -132,6 +138,10 @@ class Services:
     body_timeout: float = 10.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     new_order_id: Callable[[], int] = random_id
+    #: the listings new orders are checked against (``listings.py``); until ready, 503
+    listings: Listings = field(default_factory=Listings)
+    #: writes listings to their topic; None: applies them to ``listings`` (views alone)
+    write_listings: WriteListings | None = None
 
 
 class Api:
@@ -150,7 +160,10 @@ class Api:
         )
         self.market = MarketViews(s.query, self.cluster, s.max_page)
         self.accounts = AccountViews(s.query, self.gate, self.cluster, self.market, s.max_page)
-        self.trading = TradingViews(self.gate, s.publish, s.clock, s.new_order_id)
+        self.trading = TradingViews(
+            self.gate, s.publish, s.clock, s.new_order_id, listings=s.listings
+        )
+        self.listings = ListingViews(self.gate, s.listings, s.write_listings, s.max_page)
         limits = StreamLimits(
             s.max_streams,
             s.max_streams_per_key,
@@ -210,6 +223,9 @@ def install(application: web.Application, services: Services) -> Api:
     router.add_get("/whoami", api.accounts.whoami)
     router.add_post("/orders", api.trading.submit)
     router.add_delete("/orders/{id}", api.trading.cancel)
+    router.add_get("/listings", api.listings.page)
+    router.add_put("/listings/{instrument}", api.listings.put)
+    router.add_delete("/listings/{instrument}", api.listings.delete)
     router.add_get("/stream", api.live.stream)
     router.add_get("/health", api.health)
     router.add_get("/openapi.json", openapi)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp.web import AppRunner
@@ -11,10 +12,13 @@ from faust.web.drivers import aiohttp as faust_aiohttp
 
 from exchange_app.agents.analytics import bars, ledger, profits, tape
 from exchange_app.agents.matching import state
+from exchange_app.agents.reference import listings
 from exchange_app.application import app
 from exchange_app.auth import KeyRing
 from exchange_app.broker.watch import watch_broker_epoch
+from exchange_app.engine import Listing
 from exchange_app.keystore import follow_keys
+from exchange_app.listings import list_instruments
 from exchange_app.metrics import metrics
 from exchange_app.routing import home_partition, key_partition
 from exchange_app.topics import orders
@@ -134,7 +138,14 @@ def services() -> Services:
         body_timeout=settings.body_timeout_seconds,
         key_rate=settings.key_rate,
         key_burst=settings.key_burst,
+        listings=listings,
+        write_listings=_write_listings,
     )
+
+
+async def _write_listings(changed: Sequence[Listing]) -> None:
+    """``PUT`` and ``DELETE /listings``: to the listings topic, which every worker follows."""
+    await list_instruments(settings.bootstrap_servers, settings.listings_topic, changed)
 
 
 @app.task

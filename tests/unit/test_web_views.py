@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 
+from exchange_app.listings import Listings, listings_of
 from exchange_app.metrics import Metrics
-from exchange_app.orderflow import seed_orders, stepping_clock
+from exchange_app.orderflow import INSTRUMENTS, seed_orders, stepping_clock
 from exchange_app.web import Broadcaster, Services, install
 from exchange_app.web.peers import (
     MAX_SKEW_SECONDS,
@@ -73,9 +75,12 @@ class Exchange:
         async def publish(key: str, raw: bytes) -> None:
             self.published.append((key, loads(raw)))
 
+        # The instruments these tests trade, listed as the seed's (tick 0.01, lot 1).
+        listings = Listings(listings_of(INSTRUMENTS), ready=True)
         return Services(
             query=StateQuery(self.matching, self.bars, self.profits, self.ledger, self.tape),
             broadcaster=overrides.pop("broadcaster", Broadcaster()),
+            listings=overrides.pop("listings", listings),
             metrics=Metrics(),
             publish=publish,
             **overrides,
@@ -219,12 +224,48 @@ async def test_post_order_publishes_it_keyed_by_instrument(client, exchange) -> 
     assert loads(await response.read()) == {
         "id": exchange_id,
         "client_order_id": "1000001",
+        "client_timestamp": "2023-03-12T23:48:37+00:00",
         "instrument": "TCS",
         "status": "SUBMITTED",
     }
     key, order = exchange.published[-1]
     assert key == "TCS"
-    assert decode_order(order) == decode_order(dumps({**SEED, "id": exchange_id}))
+    stamped = {"id": exchange_id, "order_timestamp": order["order_timestamp"]}
+    assert decode_order(order) == decode_order(dumps({**SEED, **stamped}))
+
+
+NOW = datetime(2026, 5, 4, 9, 30, 15, 250_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ({}, None),
+        ({"order_timestamp": None}, None),
+        ({"order_timestamp": "9000-01-01T00:00:00+00:00"}, None),
+        ({"order_timestamp": "2023/03/12, 23:48:37"}, "2023-03-12T23:48:37+00:00"),
+        ({"order_timestamp": "2023-03-12T23:48:37-05:00"}, "2023-03-13T04:48:37+00:00"),
+    ],
+)
+async def test_the_worker_stamps_event_time_and_keeps_the_clients_apart(
+    exchange, sent, kept
+) -> None:
+    """A client cannot choose an order's bar: its time is kept as ``client_timestamp``."""
+    client = await serve(exchange.services(clock=lambda: NOW))
+    body = {k: v for k, v in SEED.items() if k != "order_timestamp"}
+    response = await client.post("/orders", data=dumps({**body, **sent}), headers=JSON)
+    answer = loads(await response.read())
+    if (sent.get("order_timestamp") or "").startswith("9000"):
+        assert response.status == 400 and not exchange.published
+        assert answer["errors"] == [
+            "order_timestamp: expected a time from 1970-01-01 to before 2200-01-01 (UTC), "
+            "got 9000-01-01T00:00:00+00:00"
+        ]
+        return
+    assert response.status == 202
+    order = exchange.published[-1][1]
+    assert order["order_timestamp"] == NOW.isoformat()
+    assert order.get("client_timestamp") == answer.get("client_timestamp") == kept
 
 
 async def test_a_retried_order_gets_the_first_answer_and_the_same_id(client, exchange) -> None:
