@@ -191,6 +191,28 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 
+STEP = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+SCHEMAS["Listing"] = _object(
+    ["instrument", "tick_size", "lot_size", "band_pct", "status"],
+    instrument={"type": "string"},
+    tick_size=NUMBER,
+    lot_size=NUMBER,
+    band_pct=NUMBER,
+    status={"enum": ["LISTED", "DELISTED"]},
+)
+SCHEMAS["ListingSteps"] = {
+    **_object(
+        ["tick_size", "lot_size", "band_pct"],
+        tick_size={**STEP, "description": "a price is a whole number of ticks"},
+        lot_size={**STEP, "description": "a quantity is a whole number of lots"},
+        band_pct={
+            **STEP,
+            "description": "how far, in percent, an order's price may be from the last trade",
+        },
+    ),
+    "description": "a JSON number or decimal string each",
+}
+
 NEXT_CURSOR = {
     "type": ["string", "null"],
     "description": "the cursor of the next page; null on the last",
@@ -445,6 +467,56 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {**_ok("sent", _ref("Submitted"), 202), **_refusals(400, 403)},
         }
+    },
+    "/listings": {
+        "get": {
+            "summary": "the listed instruments, a page at a time by symbol",
+            "tags": ["reference data"],
+            "security": ANYONE,
+            "parameters": PAGE,
+            "responses": {
+                **_ok(
+                    "tick size, lot size, price band and status of each",
+                    _object(
+                        ["listings", "next_cursor"],
+                        listings={"type": "array", "items": _ref("Listing")},
+                        next_cursor=NEXT_CURSOR,
+                    ),
+                ),
+                **_refusals(400),
+            },
+        }
+    },
+    "/listings/{instrument}": {
+        "put": {
+            "summary": "list an instrument, or change its steps",
+            "description": "written to the listings topic; every worker applies it within a fetch",
+            "tags": ["reference data"],
+            "security": KEY,
+            "x-admin-key": True,
+            "parameters": [INSTRUMENT],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": _ref("ListingSteps"),
+                        "example": {"tick_size": 0.05, "lot_size": 1, "band_pct": 10},
+                    }
+                },
+            },
+            "responses": {
+                **_ok("listed", _ref("Listing")),
+                **_refusals(400, 403, 408, 413, 415),
+            },
+        },
+        "delete": {
+            "summary": "delist an instrument: no new orders, resting ones may be cancelled",
+            "tags": ["reference data"],
+            "security": KEY,
+            "x-admin-key": True,
+            "parameters": [INSTRUMENT],
+            "responses": {**_ok("delisted", _ref("Listing")), **_refusals(400, 403)},
+        },
     },
     "/stream": {
         "get": {
