@@ -43,6 +43,12 @@ def orders() -> list[dict[str, Any]]:
     )
 
 
+def stamped(moment: str) -> bytes:
+    """A crossing order of mallory's own, stamped ``moment`` by the client."""
+    order = {"instrument": "TCS", "trxn_type": "SELL", "quantity": 1, "price": 1}
+    return json.dumps({**order, "order_timestamp": moment}).encode()
+
+
 def hostile(
     url: str, mallory: str, victims: list[tuple[int, str]], hops: tuple[str, str]
 ) -> list[tuple[str, str, dict[str, str], bytes, set[int]]]:
@@ -62,6 +68,17 @@ def hostile(
         ("POST", "/orders", {**JSON, **as_mallory}, huge, {400}),
         ("DELETE", "/orders/1E+999999999999999999?instrument=TCS", as_mallory, b"", {400}),
         ("GET", "/accounts/alice", {ROUTED: "\u00b2." + "a" * 32 + ".x"}, b"", {401}),
+        # event times at the calendar's ends: once a 500, or a bar in the year 9999 that
+        # crashed the analytics and took other traders' trades with it
+        *(
+            ("POST", "/orders", {**JSON, **as_mallory}, stamped(moment), {400})
+            for moment in (
+                "9999-12-31T23:59:59+00:00",
+                "0001-01-01T00:00:00+00:00",
+                "9999-12-31T23:59:59-05:00",
+                "9000-01-01T00:00:00+00:00",
+            )
+        ),
     ]
     requests = []
     for n in range(ROUNDS):
