@@ -23,6 +23,7 @@ from .engine import Cancel, Execution, Fill, InvalidOrder, Order, OrderType, Sid
 __all__ = [
     "EARLIEST",
     "LATEST",
+    "ORDER_FIELDS",
     "SEED_TIME_FORMAT",
     "decode_order",
     "dlq_record",
@@ -182,6 +183,12 @@ class _OrderIn(BaseModel):
         if self.order_type is OrderType.MARKET and self.price is not None:
             raise ValueError("price: a MARKET order takes no price")
         return self
+
+
+#: Every field an order or a cancel may carry. The orders topic ignores any other (a
+#: gateway may add its own, as ``POST /orders`` adds ``client_timestamp``); the HTTP API
+#: refuses them, so that a typo (``"tif": "IOC"``) is not an order that rests as GTC.
+ORDER_FIELDS = frozenset(_OrderIn.model_fields) | frozenset(_CancelIn.model_fields)
 
 
 def _reasons(error: ValidationError) -> list[str]:

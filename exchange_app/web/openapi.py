@@ -178,8 +178,19 @@ SCHEMAS: dict[str, Any] = {
                 "description": "the client's own time, kept as client_timestamp: the "
                 "exchange stamps the order's event time itself",
             },
+            id={
+                "oneOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": CLIENT_ORDER_ID_PATTERN},
+                ],
+                "description": "the original format's id: taken as client_order_id when "
+                "there is none",
+            },
+            action={"enum": ["NEW"], "default": "NEW"},
         ),
-        "description": f"at most {MAX_BODY_BYTES} bytes",
+        # a misspelt field (tif for time_in_force) would silently be a different order
+        "additionalProperties": False,
+        "description": f"at most {MAX_BODY_BYTES} bytes; any other field is a 400 naming it",
     },
     "Submitted": _object(
         ["id", "instrument", "status"],

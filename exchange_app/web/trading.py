@@ -28,18 +28,44 @@ from aiohttp import web
 
 from exchange_app.engine import InvalidOrder, Order
 from exchange_app.listings import Listings
-from exchange_app.wire import decode_order, dumps, encode_order, event_time, loads
+from exchange_app.wire import ORDER_FIELDS, decode_order, dumps, encode_order, event_time, loads
 
 from .answers import error, json, refuse
 from .gate import Gate
 from .server import read_body
 
-__all__ = ["CLIENT_ORDER_ID", "MAX_BODY_BYTES", "TradingViews", "exchange_order_id", "random_id"]
+__all__ = [
+    "BODY_FIELDS",
+    "CLIENT_ORDER_ID",
+    "MAX_BODY_BYTES",
+    "TradingViews",
+    "exchange_order_id",
+    "random_id",
+    "unknown_fields",
+]
 
 #: The largest request body the API reads (an order is a few hundred bytes): larger is 413.
 MAX_BODY_BYTES = 16_384
 #: A client's own order id (``client_order_id``, or the original format's ``id``).
 CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,64}\Z")  # \Z: "$" passes "abc\n"
+
+
+#: The fields a ``POST /orders`` body may have: an order's, and the client's own id.
+BODY_FIELDS = ORDER_FIELDS | {"client_order_id"}
+#: Unknown fields named in one refusal; more are counted.
+NAMED_UNKNOWN = 10
+
+
+def unknown_fields(body: dict[str, Any]) -> list[str]:
+    """A refusal's reasons for the fields of ``body`` no order has (none: an empty list).
+
+    The orders topic ignores unknown fields; a person typing a request deserves to know
+    that ``"tif": "IOC"`` was not ``time_in_force``."""
+    unknown = sorted(name for name in body if name not in BODY_FIELDS)
+    reasons = [f"{name[:64]}: unknown field" for name in unknown[:NAMED_UNKNOWN]]
+    if len(unknown) > NAMED_UNKNOWN:
+        reasons.append(f"and {len(unknown) - NAMED_UNKNOWN} more unknown fields")
+    return reasons
 
 
 def random_id() -> int:
@@ -89,6 +115,8 @@ class TradingViews:
             return error(400, f"body: not JSON: {exc}")
         if not isinstance(body, dict):
             return error(400, f"body: expected a JSON object, got {type(body).__name__}")
+        if unknown := unknown_fields(body):
+            return error(400, *unknown)
         account = self.gate.acting_as(principal, body.get("account"), "trades")
         if account:
             body["account"] = account
