@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -86,39 +86,65 @@ def _dlq(event: EventT, reasons: list[str], raw: bytes, index: int | None = None
     return Output("dlq", None, dlq_record(reasons, source, raw, limit=settings.max_message_bytes))
 
 
-class _Failed(Exception):
-    """Input ``at`` of a batch (event index, record index within it) raised ``cause``."""
+#: The place of an input in a batch: (event index, record index within the event).
+At = tuple[int, int]
 
-    def __init__(self, at: tuple[int, int], cause: Exception) -> None:
+
+class _Failed(Exception):
+    """Input ``at`` of a batch raised ``cause``."""
+
+    def __init__(self, at: At, cause: Exception) -> None:
         super().__init__(at, cause)
         self.at = at
         self.cause = cause
 
 
 async def _guarded(
-    adapters: Sequence[Any], attempt: Callable[[set[tuple[int, int]]], Awaitable[Transaction]]
+    adapters: Sequence[Any], attempt: Callable[[dict[At, list[str]]], Awaitable[Transaction]]
 ) -> Transaction:
-    """``attempt(failed)`` until it passes, adding each input that raised to ``failed``.
+    """``attempt(failed)`` until it passes, each input that raised added to ``failed``.
 
     An input that raises (a bug, or data no check foresaw) must neither stop the
     agent nor take the rest of its batch down with it. Its effects may be half
     applied in the ``adapters``' memory, so that is dropped and the batch is
     computed again from the committed state without the inputs that failed
-    (``attempt`` sends those to the DLQ): the rest is applied once.
+    (:func:`_inputs` sends those to the DLQ): the rest is applied once.
     """
-    failed: set[tuple[int, int]] = set()
+    failed: dict[At, list[str]] = {}
     while True:
         try:
             return await attempt(failed)
         except _Failed as failure:
             log.error("record %s of a batch raised: to the DLQ", failure.at, exc_info=failure.cause)
-            failed.add(failure.at)
+            failed[failure.at] = [f"internal error: {failure.cause!r}"[:500]]
             for adapter in adapters:
                 adapter.invalidate()
 
 
-def _failure(exc: Exception) -> list[str]:
-    return [f"internal error: {exc!r}"[:500]]
+async def _inputs(
+    events: Sequence[EventT],
+    decoded: Sequence[Sequence[Any] | str],
+    failed: dict[At, list[str]],
+    tx: Transaction,
+    share: LoopShare,
+) -> AsyncIterator[tuple[At, int, Any]]:
+    """``(at, partition, record)`` for every record of the batch but those that failed.
+
+    ``decoded`` holds each event's records, or why it has none. Those and the records
+    that ``failed`` go to the DLQ in ``tx``. The loop is handed back after each event.
+    """
+    for at, (event, records) in enumerate(zip(events, decoded, strict=True)):
+        if isinstance(records, str):
+            tx.send(_dlq(event, [records], event.message.value or b""))
+            continue
+        for index, record in enumerate(records):
+            reasons = failed.get((at, index))
+            if reasons is None:
+                yield (at, index), event.message.partition, record
+            else:
+                raw = record if isinstance(record, bytes) else dumps(record)
+                tx.send(_dlq(event, reasons, raw, index))
+        await share.turn()
 
 
 async def _drop_uncommitted_trades() -> None:
@@ -142,32 +168,20 @@ async def _analyse(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
     share = LoopShare()
     unpacked = [_unpacked(event) for event in events]
-    failed_reasons: dict[tuple[int, int], list[str]] = {}
 
-    async def attempt(failed: set[tuple[int, int]]) -> Transaction:
+    async def attempt(failed: dict[At, list[str]]) -> Transaction:
         tx = Transaction()
         by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for at, (event, records) in enumerate(zip(events, unpacked, strict=True)):
-            if isinstance(records, str):
-                tx.send(_dlq(event, [records], event.message.value or b""))
-                continue
-            partition = event.message.partition
-            for index, raw in enumerate(records):
-                if (at, index) in failed:
-                    tx.send(_dlq(event, failed_reasons[(at, index)], raw, index))
-                    continue
-                try:
-                    trade = loads(raw)
-                    bars.handle(trade, partition, tx)
-                    profits.handle(trade, partition, tx)
-                    tape.record_trade(trade, partition, tx)
-                    for fill in fills_of(trade):
-                        home = key_partition(fill["account"], settings.partitions)
-                        by_account[home].append(fill)
-                except Exception as exc:
-                    failed_reasons[(at, index)] = _failure(exc)
-                    raise _Failed((at, index), exc) from exc
-            await share.turn()
+        async for at, partition, raw in _inputs(events, unpacked, failed, tx, share):
+            try:
+                trade = loads(raw)
+                bars.handle(trade, partition, tx)
+                profits.handle(trade, partition, tx)
+                tape.record_trade(trade, partition, tx)
+                for fill in fills_of(trade):
+                    by_account[key_partition(fill["account"], settings.partitions)].append(fill)
+            except Exception as exc:
+                raise _Failed(at, exc) from exc
         for adapter in (bars, profits, tape):
             adapter.flush(tx)
         tx.outputs = coalesce(tx.outputs)
@@ -205,25 +219,14 @@ async def _compute_pnl(events: Sequence[EventT]) -> None:
     started = time.perf_counter()
     share = LoopShare()
     decoded = [_fills(event) for event in events]
-    failed_reasons: dict[tuple[int, int], list[str]] = {}
 
-    async def attempt(failed: set[tuple[int, int]]) -> Transaction:
+    async def attempt(failed: dict[At, list[str]]) -> Transaction:
         tx = Transaction()
-        for at, (event, fills_in) in enumerate(zip(events, decoded, strict=True)):
-            if isinstance(fills_in, str):
-                tx.send(_dlq(event, [fills_in], event.message.value or b""))
-                continue
-            partition = event.message.partition
-            for index, fill in enumerate(fills_in):
-                if (at, index) in failed:
-                    tx.send(_dlq(event, failed_reasons[(at, index)], dumps(fill), index))
-                    continue
-                try:
-                    ledger.handle(fill, partition, tx)
-                except Exception as exc:
-                    failed_reasons[(at, index)] = _failure(exc)
-                    raise _Failed((at, index), exc) from exc
-            await share.turn()
+        async for at, partition, fill in _inputs(events, decoded, failed, tx, share):
+            try:
+                ledger.handle(fill, partition, tx)
+            except Exception as exc:
+                raise _Failed(at, exc) from exc
         ledger.flush(tx)
         tx.outputs = coalesce(tx.outputs)
         return tx
