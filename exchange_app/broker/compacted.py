@@ -44,7 +44,13 @@ async def _apply(consumer: AIOKafkaConsumer, tp: TopicPartition, apply: Apply) -
             try:
                 apply((message.key or b"").decode(), message.value)
             except Exception as exc:  # a bad record is skipped, the next ones still apply
-                log.error("%s: skipping record at offset %s: %s", tp.topic, message.offset, exc)
+                log.error(
+                    "%s: skipping the record at offset %s: %s: %s",
+                    tp.topic,
+                    message.offset,
+                    type(exc).__name__,
+                    exc,
+                )
     return await consumer.position(tp)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
 from aiokafka.structs import TopicPartition
 
 from exchange_app.auth import InvalidKeyRecord, KeyRing, key_record, new_key
-from exchange_app.keystore import _apply
+from exchange_app.broker.compacted import _apply
+from exchange_app.keystore import apply_key
 from exchange_app.wire import dumps
 
 TP = TopicPartition("exchange-api-keys", 0)
@@ -50,14 +52,15 @@ MALFORMED: list[tuple[bytes | None, bytes | None]] = [
 async def test_a_malformed_record_is_skipped_and_the_revocations_after_it_apply(caplog) -> None:
     ring = KeyRing()
     key, key_id, record = new_key("alice")
-    await _apply(ring, Consumer([(key_id.encode(), dumps(record))]), TP)  # type: ignore[arg-type]
+    apply = partial(apply_key, ring)
+    await _apply(Consumer([(key_id.encode(), dumps(record))]), TP, apply)  # type: ignore[arg-type]
     assert ring.authenticate(key) is not None
     revoked: list[str] = []
     ring.on_revoke.append(revoked.append)
 
     tombstone: list[tuple[bytes | None, bytes | None]] = [(key_id.encode(), None)]
-    with caplog.at_level(logging.ERROR, logger="exchange_app.keystore"):
-        position = await _apply(ring, Consumer([*MALFORMED, *tombstone]), TP)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="exchange_app.broker.compacted"):
+        position = await _apply(Consumer([*MALFORMED, *tombstone]), TP, apply)  # type: ignore[arg-type]
     assert position == len(MALFORMED) + 1
     assert ring.authenticate(key) is None and revoked == [key_id]
     assert list(ring.records) == []  # nothing of the malformed records is in force
