@@ -7,54 +7,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange_app.engine import Cancel, Order, OrderBook, OrderRejected, Side, policy_named
+from exchange_app.engine import Cancel, Order, OrderBook, OrderRejected, policy_named
 from tests.factories import cancel, order
-
-
-class ReferenceMatcher:
-    """Price-time priority the obvious way: a list scanned and sorted on every order."""
-
-    def __init__(self) -> None:
-        self.resting: list[dict] = []  # {id, side, price, remaining, arrival}
-        self.arrival = 0
-
-    def submit(self, o: Order) -> list[tuple[int, Decimal, Decimal]]:
-        opposite = [r for r in self.resting if r["side"] != o.side]
-        if o.price is not None:
-            if o.side is Side.BUY:
-                opposite = [r for r in opposite if r["price"] <= o.price]
-            else:
-                opposite = [r for r in opposite if r["price"] >= o.price]
-        sign = 1 if o.side is Side.BUY else -1
-        opposite.sort(key=lambda r: (sign * r["price"], r["arrival"]))
-        if o.time_in_force == "FOK" and sum(r["remaining"] for r in opposite) < o.quantity:
-            return []
-        left, fills = o.quantity, []
-        for r in opposite:
-            if not left:
-                break
-            q = min(left, r["remaining"])
-            fills.append((r["id"], r["price"], q))
-            r["remaining"] -= q
-            left -= q
-        self.resting = [r for r in self.resting if r["remaining"]]
-        if left and o.order_type == "LIMIT" and o.time_in_force == "GTC":
-            self.arrival += 1
-            self.resting.append(
-                {
-                    "id": o.id,
-                    "side": o.side,
-                    "price": o.price,
-                    "remaining": left,
-                    "arrival": self.arrival,
-                }
-            )
-        return fills
-
-    def cancel(self, c: Cancel) -> bool:
-        before = len(self.resting)
-        self.resting = [r for r in self.resting if r["id"] != c.id]
-        return len(self.resting) < before
+from tests.reference import ReferenceMatcher
 
 
 @st.composite
