@@ -162,3 +162,100 @@ async def test_the_routed_agent_failing_mid_batch_matches_the_batch_again_once(
         (2, "FILLED"),
         (1, "FILLED"),
     ]
+
+
+async def test_replayed_orders_give_the_reference_trades_and_execution_reports(
+    test_app, sent, monkeypatch
+) -> None:
+    """Batches lost whole, batches whose outputs went out but whose state was lost, and
+    batches read again after they were applied: once copies are dropped, every trade and
+    every order's reports equal the reference exchange's (``tests/reference.py``)."""
+    from exchange_app.agents.batches import checkpoint, pipeline
+    from exchange_app.agents.matching import match_orders, state
+    from tests.harness import trades_by_id
+    from tests.reference import ReferenceExchange, reports_by_key
+
+    instrument = HOME[0]
+
+    def new(
+        id: int, account: str, side: str, quantity: int, price: int | None, **extra: Any
+    ) -> dict[str, Any]:
+        message = {
+            "id": id,
+            "instrument": instrument,
+            "trxn_type": side,
+            "quantity": quantity,
+            "order_timestamp": f"2023-03-12T10:00:{id:02}+00:00",
+            "account": account,
+            **extra,
+        }
+        return message if price is None else {**message, "price": price}
+
+    def drop(id: int, account: str) -> dict[str, Any]:
+        return {"action": "CANCEL", "id": id, "instrument": instrument, "account": account}
+
+    log = [
+        new(1, "alice", "BUY", 5, 15),
+        new(2, "bob", "SELL", 3, 15),
+        new(3, "carol", "SELL", 4, 16),
+        # B: lost whole, then read again with C and lost after its outputs went out
+        new(4, "bob", "SELL", 2, 15),
+        new(5, "dave", "BUY", 6, 16, time_in_force="IOC"),
+        drop(3, "carol"),  # filled meanwhile: refused
+        # C
+        new(7, "erin", "SELL", 2, 14),
+        new(8, "alice", "BUY", 1, 14, time_in_force="FOK"),
+        drop(7, "erin"),
+        # D
+        new(10, "bob", "BUY", 3, None, order_type="MARKET"),
+        new(1, "alice", "BUY", 2, 15),  # an id used before: refused
+    ]
+    batch = {"A": range(0, 3), "B": range(3, 6), "C": range(6, 9), "D": range(9, 11)}
+
+    def batches(*names: str) -> dict[int, list[Packed]]:
+        offsets = [offset for name in names for offset in batch[name]]
+        return fetched(0, *((offset, json.dumps(log[offset]).encode()) for offset in offsets))
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    await match_orders(batches("A"))
+    await pipeline().drain()
+    with monkeypatch.context() as crash:  # the worker dies before B's outputs go out
+        crash.setattr(pipeline(), "commit", nothing)
+        await match_orders(batches("B"))
+    assert len(sent["events"]) == 4
+    state.invalidate()  # restarted: the books come from the table again
+    with monkeypatch.context() as crash:  # it dies after B and C's outputs, before their state
+        crash.setattr(checkpoint(), "write_tables", nothing)
+        await match_orders(batches("B", "C"))
+        await pipeline().drain()
+    state.invalidate()
+    await match_orders(batches("B", "C", "D"))  # matched again, D for the first time
+    await match_orders(batches("D"))  # applied: nothing again
+    await pipeline().drain()
+
+    reference = ReferenceExchange().run(log)
+    reports = [value for _, value, _ in sent["events"]]
+    unique = reports_by_key(reports)  # asserts every copy equals its first
+    assert len(reports) > len(unique), "B and C's reports were not sent again"
+    assert unique == reports_by_key(reference.reports)
+    assert trades_by_id(value for _, value, _ in sent["trades"]) == trades_by_id(reference.trades)
+    statuses = [(r["order_id"], r["status"]) for r in reference.reports]
+    assert statuses == [
+        (1, "ACCEPTED"),
+        (2, "FILLED"),
+        (1, "PARTIALLY_FILLED"),
+        (3, "ACCEPTED"),
+        (4, "FILLED"),
+        (1, "FILLED"),
+        (5, "CANCELLED"),
+        (3, "FILLED"),
+        (3, "REJECTED"),
+        (7, "ACCEPTED"),
+        (8, "FILLED"),
+        (7, "PARTIALLY_FILLED"),
+        (7, "CANCELLED"),
+        (10, "CANCELLED"),
+        (1, "REJECTED"),
+    ]
