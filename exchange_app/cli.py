@@ -26,6 +26,48 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_SECONDS = 5.0
 
 
+class UserError(click.ClickException):
+    """A mistake in what the user asked (bad SQL, a missing archive, a bad date, no key):
+    one line on stderr and exit status 2, as click does for a bad option, no traceback."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+        super().__init__(" ".join(lines[:1]) or "failed")
+
+
+def _day(value: str, option: str) -> date:
+    """``value`` as a date, or a :class:`UserError` naming ``option``."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option}: expected a day as YYYY-MM-DD, got {value[:40]!r}") from None
+
+
+def _archive_root(named: str | None) -> str:
+    """The archive a reader means (``archive/locating.py``)."""
+    from .archive import ArchiveNotFound, locate_archive
+
+    settings = get_settings()
+    try:
+        return locate_archive(named, settings.archive_url, settings.data_dir / "archive")
+    except ArchiveNotFound as exc:
+        raise UserError(str(exc)) from None
+
+
+def _say_which(root: str, named: str | None) -> None:
+    """After a reader's work: which archive it read, when it found it by itself."""
+    if named is None and get_settings().archive_url is None:
+        click.echo(f"(read the archive {root})", err=True)
+
+
+ARCHIVE_HELP = (
+    "The archive to read: a directory or an s3:// or hdfs:// URL  [default: "
+    "EXCHANGE_ARCHIVE_URL, else the newest make run archive under <data dir>/archive]"
+)
+
+
 def _say_progress() -> None:
     """Let the modules' INFO lines through to stderr, one line each (not the worker's:
     Faust sets up its own logging)."""
@@ -72,17 +114,26 @@ def _home(instrument: str, settings: Settings) -> int:
 
 
 async def _with_broker(work: Any, wait: float = 60.0) -> Any:
-    """Run ``work()`` once the broker answers (it may be starting)."""
+    """Run ``work()`` once the broker answers (it may be starting), quietly: aiokafka
+    would log every refused connection while it starts."""
+    import logging
+
     deadline = time.monotonic() + wait
-    while True:
-        try:
-            return await work()
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"broker {get_settings().broker} unreachable: {exc}"
-                ) from exc
-            await asyncio.sleep(0.5)
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        while True:
+            try:
+                return await work()
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"broker {get_settings().broker} unreachable: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)
+    finally:
+        quiet.setLevel(level)
 
 
 async def _publish(
@@ -200,17 +251,20 @@ def produce(
     default=None,
     help="Replay the orders the archive holds for this day (YYYY-MM-DD) instead of FILE.",
 )
+@click.option("--archive", "archive_root", default=None, help=ARCHIVE_HELP)
 @click.option("--rate", default=0.0, help="Orders per second; 0 = as fast as possible.")
 @click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for the broker.")
-def replay(file: Any, archive_date: str | None, rate: float, wait: float) -> None:
+def replay(
+    file: Any, archive_date: str | None, archive_root: str | None, rate: float, wait: float
+) -> None:
     """Publish a JSON-lines file of orders (or a day of the archive), in order, keyed by
     instrument, to the orders topic of EXCHANGE_APP_ID's exchange."""
     if archive_date is not None:
         from .archive import archived_orders, open_archive
 
-        day = date.fromisoformat(archive_date)
+        day = _day(archive_date, "--archive-date")
         orders: Iterable[dict[str, Any] | bytes] = archived_orders(
-            open_archive(get_settings().archive), day
+            open_archive(_archive_root(archive_root)), day
         )
     elif file is not None:
         lines = (line.rstrip(b"\r\n") for line in file)
@@ -223,7 +277,7 @@ def replay(file: Any, archive_date: str | None, rate: float, wait: float) -> Non
 
 @main.group()
 def keys() -> None:
-    """API keys: who may trade and read which account over HTTP (``exchange_app/auth.py``)."""
+    """API keys: who may trade and read which account over HTTP (exchange_app/auth.py)."""
 
 
 def _account(account: str) -> str:
@@ -277,7 +331,7 @@ def keys_list() -> None:
 
 @main.group()
 def instruments() -> None:
-    """Listings: which instruments trade, in which steps (``exchange_app/listings.py``)."""
+    """Listings: which instruments trade, in which steps (exchange_app/listings.py)."""
 
 
 @instruments.command("list")
@@ -333,26 +387,48 @@ def instruments_remove(symbol: str) -> None:
     click.echo(f"delisted {symbol}")
 
 
-def _demo_keys(settings: Settings, accounts: list[str]) -> None:
-    """Create a key per demo account and an admin key once the broker is up; print them."""
+async def _healthy(url: str, deadline: float) -> bool:
+    """Whether ``url``'s ``/health`` answers 200 before ``deadline`` (time.monotonic())."""
+    import aiohttp
+
+    while time.monotonic() < deadline:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+                session.get(f"{url}/health") as answer,
+            ):
+                if answer.status == 200:
+                    return True
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(1.0)
+    return False
+
+
+def _demo_keys(settings: Settings, url: str) -> None:
+    """Once the worker is healthy, create a key per demo trader and an admin key, print
+    them in a block that stands out and write them to ``<data dir>/demo-keys.env``."""
+    from .demo import ADMIN_ACCOUNT, KEYS_FILE, TRADER_ACCOUNTS, keys_banner, write_keys
     from .keystore import add_key
 
-    async def create() -> list[tuple[str, str]]:
-        made = []
-        for account in accounts:
-            made.append(
-                (account, await add_key(settings.bootstrap_servers, settings.keys_topic, account))
-            )
-        admin = await add_key(settings.bootstrap_servers, settings.keys_topic, "ops", admin=True)
-        return [*made, ("ops (admin)", admin)]
+    bootstrap, topic = settings.bootstrap_servers, settings.keys_topic
 
+    async def create() -> tuple[list[tuple[str, str]], str]:
+        traders = [
+            (account, await add_key(bootstrap, topic, account)) for account in TRADER_ACCOUNTS
+        ]
+        return traders, await add_key(bootstrap, topic, ADMIN_ACCOUNT, admin=True)
+
+    if not asyncio.run(_healthy(url, time.monotonic() + 300)):
+        click.echo(f"exchange up: no demo keys: {url}/health did not answer 200", err=True)
+        return
     try:
-        made = asyncio.run(_with_broker(create, wait=120.0))
+        traders, admin = asyncio.run(_with_broker(create, wait=120.0))
     except click.ClickException as exc:
         click.echo(f"exchange up: no demo keys: {exc.message}", err=True)
         return
-    lines = "\n".join(f"  {who:12} {key}" for who, key in made)
-    click.echo(f"exchange up: demo API keys (the dashboard asks for one):\n{lines}", err=True)
+    path = write_keys(settings.data_dir / KEYS_FILE, traders, admin)
+    click.echo(keys_banner(f"{url}/", traders, admin, path), err=True)
 
 
 @main.command()
@@ -362,6 +438,8 @@ def up(procfile: str | None) -> None:
     Ctrl-C stops all."""
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
+
+    from .archive.locating import RUN_TIME_FORMAT, run_name
 
     settings = get_settings()
     path = Path(procfile) if procfile else ROOT / "Procfile"
@@ -373,21 +451,21 @@ def up(procfile: str | None) -> None:
     # original's 5-minute bars would show one bar in that time)
     env.setdefault("EXCHANGE_BAR_SECONDS", "2")
     # The embedded broker starts empty each time: its log gets an archive of its own.
-    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    env.setdefault("EXCHANGE_ARCHIVE_URL", str(settings.data_dir / "archive" / f"run-{run}"))
+    run = run_name(datetime.now(UTC).strftime(RUN_TIME_FORMAT))
+    env.setdefault("EXCHANGE_ARCHIVE_URL", str(settings.data_dir / "archive" / run))
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
+    url = f"http://{settings.web_host}:{settings.web_port}"
     click.echo(
-        f"exchange up: web on http://{settings.web_host}:{settings.web_port}/ "
-        f"broker {settings.broker}; Ctrl-C stops everything",
+        f"exchange up: web on {url}/ broker {settings.broker}; the demo keys follow once "
+        "the worker is ready; Ctrl-C stops everything",
         err=True,
     )
     if settings.auth:
         import threading
 
-        demo = ["alice", "bob", "carol", "dave"]
-        threading.Thread(target=_demo_keys, args=(settings, demo), daemon=True).start()
+        threading.Thread(target=_demo_keys, args=(settings, url), daemon=True).start()
     manager.loop()
     sys.exit(manager.returncode)
 
@@ -395,9 +473,9 @@ def up(procfile: str | None) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
 def worker(faust_args: tuple[str, ...]) -> None:
-    """Run ``faust -A exchange_app worker -l info``, again whenever it exits with 75.
+    """Run 'faust -A exchange_app worker -l info', again whenever it exits with 75.
 
-    75 means the memory-only broker lost its topics (see ``broker/watch.py``);
+    75 means the memory-only broker lost its topics (see exchange_app/broker/watch.py);
     any other exit ends this command with the worker's exit code.
     """
     import subprocess
@@ -554,6 +632,17 @@ def _bench_e2e(
         sys.exit(1)
 
 
+async def _errors(response: Any) -> list[str]:
+    """The reasons of a refusal (``{"errors": [...]}``), or its text."""
+    text = await response.text()
+    try:
+        from .wire import loads
+
+        return [str(reason) for reason in loads(text)["errors"]]
+    except (ValueError, KeyError, TypeError):
+        return [text[:200]]
+
+
 async def _stream_latency(url: str, count: int, instrument: str, key: str) -> list[float]:
     import aiohttp
 
@@ -575,8 +664,12 @@ async def _stream_latency(url: str, count: int, instrument: str, key: str) -> li
                 while True:  # past the key's request rate, wait as told
                     started = time.perf_counter()
                     async with session.post(f"{url}/orders", json=order) as response:
+                        if response.status >= 400 and response.status != 429:
+                            raise UserError(
+                                f"{url}/orders answered {response.status}: "
+                                + "; ".join(await _errors(response))
+                            )
                         if response.status != 429:
-                            response.raise_for_status()
                             break
                         await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             while True:  # until this pair's trade arrives
@@ -592,16 +685,40 @@ async def _stream_latency(url: str, count: int, instrument: str, key: str) -> li
 
 @main.command()
 @click.option("--url", default=None, help="A worker's web address (default: this machine's).")
-@click.option("--count", default=20, show_default=True)
-@click.option("--instrument", default="LATENCY", show_default=True)
+@click.option(
+    "--count",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Trades to time: each is a SELL and a crossing BUY of one unit.",
+)
+@click.option(
+    "--instrument",
+    default="LATENCY",
+    show_default=True,
+    help="A listed instrument to trade (exchange instruments add LATENCY).",
+)
 @click.option("--key", envvar="EXCHANGE_KEY", default="", help="API key (or EXCHANGE_KEY).")
 def latency(url: str | None, count: int, instrument: str, key: str) -> None:
     """Measure order entry to trade on /stream: POST crossing orders, time the SSE event."""
     import statistics
 
+    import aiohttp
+
     settings = get_settings()
     url = (url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
-    delays = asyncio.run(_stream_latency(url, count, instrument, key))
+    if not key and settings.auth:
+        raise UserError(
+            "no API key: give --key KEY or set EXCHANGE_KEY (exchange keys add ACCOUNT prints one)"
+        )
+    try:
+        delays = asyncio.run(_stream_latency(url, count, instrument, key))
+    except aiohttp.ClientConnectionError as exc:
+        raise UserError(f"no worker answers at {url}: {exc}") from None
+    except aiohttp.ClientResponseError as exc:
+        raise UserError(f"{url}/orders answered {exc.status}: {exc.message}") from None
+    except TimeoutError:
+        raise UserError(f"no trade of {instrument} on {url}/stream within 30 s") from None
     ms = sorted(d * 1000 for d in delays)
     click.echo(
         f"{len(ms)} trades: POST of the crossing order -> trade event on /stream: "
@@ -622,18 +739,31 @@ def latency(url: str | None, count: int, instrument: str, key: str) -> None:
     default=None,
     help="With --from-archive: only this day's partitions (YYYY-MM-DD).",
 )
-def export(out: str, from_archive: bool, day: str | None) -> None:
+@click.option(
+    "--archive", "archive_root", default=None, help=f"With --from-archive: {ARCHIVE_HELP}"
+)
+def export(out: str, from_archive: bool, day: str | None, archive_root: str | None) -> None:
     """Write successful_orders.csv, sma_calc.csv and profit_calc.csv from the topics."""
     from .export import export as export_csv
     from .export import export_archive
 
-    if day is not None and not from_archive:
-        raise click.UsageError("--date goes with --from-archive")
-    _say_progress()
+    if (day is not None or archive_root is not None) and not from_archive:
+        raise UserError("--date and --archive go with --from-archive")
     settings = get_settings()
     if from_archive:
-        written = export_archive(settings, out, date.fromisoformat(day) if day else None)
+        on = _day(day, "--date") if day else None
+        root = _archive_root(archive_root)
+        _say_progress()
+        written = export_archive(settings, out, on, root)
+        if not any(written.values()):
+            click.echo(
+                f"the archive {root} holds no trades{f' of {on}' if on else ''} yet: the "
+                f"archiver writes every {settings.archive_flush_seconds:g} s",
+                err=True,
+            )
+        _say_which(root, archive_root)
     else:
+        _say_progress()
         written = asyncio.run(export_csv(settings, out))
     for name, rows in written.items():
         click.echo(f"{out.rstrip('/')}/{name}: {rows} rows")
@@ -670,21 +800,35 @@ def archive(url: str | None, until_end: bool, compact_files: bool) -> None:
 
 @main.command()
 @click.argument("sql")
-@click.option("--url", default=None, help="Archive root  [default: EXCHANGE_ARCHIVE_URL]")
-def query(sql: str, url: str | None) -> None:
+@click.option("--archive", "archive_root", default=None, help=ARCHIVE_HELP)
+@click.option("--url", "archive_url", default=None, hidden=True)  # the old name of --archive
+def query(sql: str, archive_root: str | None, archive_url: str | None) -> None:
     """Run SQL (DuckDB) over the archive: orders, trades, events, sma, profit, pnl, dlq.
+
+    The archive trails the topics by up to EXCHANGE_ARCHIVE_FLUSH_SECONDS (30 s).
 
     Example: exchange query "SELECT date, instrument, sum(price * quantity) / sum(quantity)
     AS vwap FROM trades GROUP BY ALL ORDER BY ALL"
     """
+    import duckdb
     import pandas as pd
 
-    from .archive import open_archive
+    from .archive import DATASETS, open_archive
     from .archive import query as run_query
 
-    frame = run_query(open_archive(url or get_settings().archive), sql)
+    archive = open_archive(_archive_root(archive_root or archive_url))
+    try:
+        frame = run_query(archive, sql)
+    except duckdb.Error as exc:
+        if not any(archive.dataset(d) is not None for d in DATASETS):
+            raise UserError(
+                f"the archive {archive.root} holds nothing yet: the archiver writes every "
+                f"{get_settings().archive_flush_seconds:g} s"
+            ) from None
+        raise UserError(str(exc)) from None
     with pd.option_context("display.max_rows", 500, "display.width", 200):
         click.echo(frame.to_string(index=False))
+    _say_which(archive.root, archive_root or archive_url)
 
 
 @main.command()
@@ -710,7 +854,7 @@ def check(workers: tuple[str, ...], timeout: float) -> None:
 @click.confirmation_option(prompt="Delete this worker's local state?")
 def reset() -> None:
     """Delete the local state (EXCHANGE_DATA_DIR); tables are restored from changelogs.
-    A Parquet archive kept there (the default, ``archive/``) is business data: it stays."""
+    A Parquet archive kept there (the default, archive/) is business data: it stays."""
     data_dir = get_settings().data_dir
     kept = data_dir / "archive"
     for path in data_dir.iterdir() if data_dir.is_dir() else ():

@@ -165,12 +165,15 @@ async def export(settings: Settings, out: Path | str) -> dict[str, int]:
     return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)
 
 
-def export_archive(settings: Settings, out: Path | str, day: date | None = None) -> dict[str, int]:
-    """The same files from the Parquet archive (``archive/``) instead of the topics: the
-    whole archive, or ``day``'s partitions only (trades by time, bars by their start)."""
+def export_archive(
+    settings: Settings, out: Path | str, day: date | None = None, root: str | None = None
+) -> dict[str, int]:
+    """The same files from the Parquet archive at ``root`` (default: the settings') instead
+    of the topics: the whole archive, or ``day``'s partitions only (trades by time, bars by
+    their start)."""
     from .archive import datasets, open_archive, records
 
-    archive = open_archive(settings.archive)
+    archive = open_archive(root or settings.archive)
     named = {d.name: d for d in datasets()}
     trades, sma, profit = (records(archive, named[n], day) for n in ("trades", "sma", "profit"))
     return _write(build_frames(trades, sma, profit, settings.sma_bars[0]), out)

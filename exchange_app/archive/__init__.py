@@ -51,6 +51,7 @@ pyarrow's filesystems.
 """
 
 from .archiver import ArchiveMismatch, Archiver
+from .locating import ArchiveNotFound, locate_archive, newest_run
 from .reading import archived_orders, query, records
 from .schema import DATASETS, Dataset, datasets, to_row
 from .store import Archive, Resume, compact, open_archive
@@ -59,12 +60,15 @@ __all__ = [
     "DATASETS",
     "Archive",
     "ArchiveMismatch",
+    "ArchiveNotFound",
     "Archiver",
     "Dataset",
     "Resume",
     "archived_orders",
     "compact",
     "datasets",
+    "locate_archive",
+    "newest_run",
     "open_archive",
     "query",
     "records",
