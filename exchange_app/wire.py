@@ -342,9 +342,15 @@ def _report(order: Order, status: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-def execution_reports(execution: Execution) -> list[dict[str, Any]]:
-    """Execution reports for the taker and for every maker the execution touched."""
+def execution_reports(
+    execution: Execution, *, cancel: Cancel | None = None
+) -> list[dict[str, Any]]:
+    """Execution reports for the taker and for every maker the execution touched.
+
+    ``cancel``: the cancel that caused the execution; its ``CANCELLED`` report carries
+    the cancel's time, not the order's (null when the cancel had none)."""
     order = execution.order
+    moment = order.timestamp if cancel is None else cancel.timestamp
     filled = sum((fill.quantity for fill in execution.fills), Decimal(0))
     reports = [
         _report(
@@ -354,7 +360,7 @@ def execution_reports(execution: Execution) -> list[dict[str, Any]]:
             leaves_quantity=execution.remaining,
             cancelled_quantity=execution.cancelled,
             trade_ids=[f"{order.instrument}-{fill.seq}" for fill in execution.fills],
-            timestamp=(order.timestamp.isoformat() if order.timestamp else None),
+            timestamp=(moment.isoformat() if moment else None),
         )
     ]
     for fill in execution.fills:
@@ -379,13 +385,23 @@ def rejection_report(
     instrument: str | None,
     account: str | None,
     side: str | None = None,
+    timestamp: datetime | None = None,
 ) -> dict[str, Any]:
+    """A ``REJECTED`` report, in every other report's shape: nothing filled, nothing left,
+    nothing cancelled (the command changed no order). ``side`` is null for a cancel (its
+    order is unknown to it, or another account's) and for an order too bad to have one;
+    ``timestamp`` is the command's time, null when it had none that could be read."""
     return {
         "order_id": order_id,
         "instrument": instrument,
         "account": account,
         "side": side,
         "status": "REJECTED",
+        "filled_quantity": Decimal(0),
+        "leaves_quantity": Decimal(0),
+        "cancelled_quantity": Decimal(0),
+        "trade_ids": [],
+        "timestamp": timestamp.isoformat() if timestamp is not None else None,
         "reasons": reasons,
     }
 

@@ -197,7 +197,8 @@ class MatchingState:
         except OrderRejected as exc:
             tx.send(_rejection(command, str(exc), duplicate=isinstance(exc, DuplicateOrderId)))
         else:
-            for output in self._outputs_of(execution, partition):
+            cancel = command if isinstance(command, Cancel) else None
+            for output in self._outputs_of(execution, partition, cancel):
                 tx.send(output)
             self._write_orders(book, execution, partition, tx, cancel=isinstance(command, Cancel))
         applied[str(source.partition)] = source.offset
@@ -219,6 +220,7 @@ class MatchingState:
             instrument=command.instrument,
             account=command.account,
             side=command.side.value,
+            timestamp=command.timestamp,
         )
         tx.send(Output(EVENTS, _report_key(report), report))
         return True
@@ -291,13 +293,18 @@ class MatchingState:
         return books, applied
 
     @staticmethod
-    def _outputs_of(execution: Execution, partition: int) -> list[Output]:
+    def _outputs_of(
+        execution: Execution, partition: int, cancel: Cancel | None = None
+    ) -> list[Output]:
+        """Its trades and reports; ``cancel``: the cancel that caused it, if one did."""
         taker = execution.order
         outputs = [
             Output(TRADES, taker.instrument, trade_record(taker, fill), partition)
             for fill in execution.fills
         ]
-        outputs += [Output(EVENTS, _report_key(r), r) for r in execution_reports(execution)]
+        outputs += [
+            Output(EVENTS, _report_key(r), r) for r in execution_reports(execution, cancel=cancel)
+        ]
         return outputs
 
     def _write_orders(
@@ -336,6 +343,7 @@ def _rejection(command: Order | Cancel, reason: str, *, duplicate: bool = False)
         instrument=command.instrument,
         account=command.account,
         side=side,
+        timestamp=command.timestamp,
     )
     if duplicate:  # about a repeat: the order with this id stands, whatever it did
         report["duplicate"] = True

@@ -205,7 +205,14 @@ class ReferenceExchange:
         instrument = message["instrument"]
         book = self.books.setdefault(instrument, ReferenceMatcher())
         if message.get("action", "NEW") == "CANCEL":
-            self._cancel(book, int(message["id"]), instrument, message.get("account"))
+            at = message.get("order_timestamp")
+            self._cancel(
+                book,
+                int(message["id"]),
+                instrument,
+                message.get("account"),
+                None if at is None else _time(at),
+            )
             return
         ask = Ask(
             int(message["id"]),
@@ -226,7 +233,8 @@ class ReferenceExchange:
                 else f"was used by a recent {instrument} order"
             )
             reason = f"order id {ask.id} {where}: the first order stands"
-            self.reports.append({**_rejection(ask.id, ask, ask.side, [reason]), "duplicate": True})
+            rejection = _rejection(ask.id, ask, ask.side, [reason], ask.timestamp)
+            self.reports.append({**rejection, "duplicate": True})
             return
         seen.add(ask.id)
         fills, left = book.take(ask)
@@ -252,20 +260,26 @@ class ReferenceExchange:
         return {instrument: book.levels() for instrument, book in self.books.items()}
 
     def _cancel(
-        self, book: ReferenceMatcher, order_id: int, instrument: str, account: str | None
+        self,
+        book: ReferenceMatcher,
+        order_id: int,
+        instrument: str,
+        account: str | None,
+        at: datetime | None,
     ) -> None:
+        """A cancel at ``at`` (its own time, if it has one): its reports carry that time."""
         entry = next((r for r in book.resting if r["id"] == order_id), None)
         if entry is None or entry["order"].account != account:
             reason = (
                 f"cannot cancel order {order_id}: no such order is resting in the {instrument} book"
             )
-            self.reports.append(_rejection(order_id, _Named(instrument, account), None, [reason]))
+            named = _Named(instrument, account)
+            self.reports.append(_rejection(order_id, named, None, [reason], at))
             return
         book.withdraw(order_id)
         resting = entry["order"]
-        self.reports.append(
-            _report(resting, "CANCELLED", ZERO, ZERO, entry["remaining"], [], resting)
-        )
+        report = _report(resting, "CANCELLED", ZERO, ZERO, entry["remaining"], [], resting)
+        self.reports.append({**report, "timestamp": None if at is None else at.isoformat()})
 
     def _trade(self, taker: Ask, fill: Taken) -> str:
         seq = 1 + sum(t["instrument"] == taker.instrument for t in self.trades)
@@ -322,13 +336,21 @@ def _report(
     }
 
 
-def _rejection(order_id: int, about: Any, side: str | None, reasons: list[str]) -> dict[str, Any]:
+def _rejection(
+    order_id: int, about: Any, side: str | None, reasons: list[str], at: datetime | None
+) -> dict[str, Any]:
+    """A refusal: nothing filled, left or cancelled, at the refused command's time."""
     return {
         "order_id": order_id,
         "instrument": about.instrument,
         "account": about.account,
         "side": side,
         "status": "REJECTED",
+        "filled_quantity": ZERO,
+        "leaves_quantity": ZERO,
+        "cancelled_quantity": ZERO,
+        "trade_ids": [],
+        "timestamp": None if at is None else at.isoformat(),
         "reasons": reasons,
     }
 
