@@ -55,21 +55,30 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _rest(consumer: Consumer, topics: frozenset[str], seconds: float) -> float:
-    """Start a rest of ``seconds``; the loop's time it began."""
-    started = asyncio.get_running_loop().time()
-    batches.rest(consumer, topics, started + seconds)
-    return started
+    """Start a rest of ``seconds``; the loop's time it ends."""
+    until = asyncio.get_running_loop().time() + seconds
+    batches.rest(consumer, topics, until)
+    return until
+
+
+async def past(moment: float) -> None:
+    """Return once the loop ran every callback due at ``moment`` (a rest's end): a timer of
+    the same moment is taken with them, and this task wakes only after that round."""
+    loop = asyncio.get_running_loop()
+    reached = loop.create_future()
+    loop.call_at(moment, reached.set_result, None)
+    await reached
 
 
 async def test_pauses_only_the_agents_topics_until_the_time_then_resumes_them() -> None:
     consumer = Consumer(assigned())
-    started = await _rest(consumer, frozenset({READ}), 0.05)
+    until = await _rest(consumer, frozenset({READ}), 0.05)
     assert consumer.paused == {TP(READ, 0), TP(READ, 2)}
-    assert consumer.calls == []
-    await asyncio.sleep(0.08)
-    ((resume, resumed, resumed_at),) = consumer.calls
+    await past(until - 0.01)
+    assert consumer.calls == []  # still resting just before the time
+    await past(until)
+    ((resume, resumed, _),) = consumer.calls
     assert (resume, resumed) == ("resume", {TP(READ, 0), TP(READ, 2)})
-    assert resumed_at - started >= 0.05
     assert consumer.paused == set()
 
 
@@ -86,17 +95,16 @@ def test_a_fetch_under_way_keeps_the_records_of_partitions_paused_meanwhile() ->
 
 async def test_a_time_already_past_resumes_at_once() -> None:
     consumer = Consumer(assigned())
-    await _rest(consumer, frozenset({READ}), -1.0)
-    await asyncio.sleep(0.01)
+    await past(await _rest(consumer, frozenset({READ}), -1.0))
     assert [call for call, _, _ in consumer.calls] == ["resume"]
     assert consumer.paused == set()
 
 
 async def test_resumes_only_what_is_still_assigned() -> None:
     consumer = Consumer(assigned())
-    await _rest(consumer, frozenset({READ}), 0.05)
+    until = await _rest(consumer, frozenset({READ}), 0.05)
     consumer.assigned.discard(TP(READ, 2))
-    await asyncio.sleep(0.08)
+    await past(until)
     assert consumer.calls[-1][:2] == ("resume", {TP(READ, 0)})
 
 
@@ -107,12 +115,12 @@ async def test_a_rebalance_meanwhile_leaves_the_partitions_to_faust(
     """Faust's recovery resumes every stream partition it assigns, once tables are ready:
     resuming them earlier would let the agent read before its state is restored."""
     consumer = Consumer(assigned())
-    await _rest(consumer, frozenset({READ}), 0.05)
+    until = await _rest(consumer, frozenset({READ}), 0.05)
     if rebalance == "under way":
         monkeypatch.setattr(app, "rebalancing", True)
     else:  # begun and ended
         monkeypatch.setattr(app, "rebalancing_count", 1)
-    await asyncio.sleep(0.08)
+    await past(until)
     assert consumer.calls == []
     assert consumer.paused == {TP(READ, 0), TP(READ, 2)}
 
@@ -121,8 +129,7 @@ async def test_nothing_is_paused_during_a_rebalance(monkeypatch: pytest.MonkeyPa
     """Its recovery may have resumed the partitions already: a pause now would last."""
     monkeypatch.setattr(app, "rebalancing", True)
     consumer = Consumer(assigned())
-    await _rest(consumer, frozenset({READ}), 0.01)
-    await asyncio.sleep(0.03)
+    await past(await _rest(consumer, frozenset({READ}), 0.01))
     assert consumer.paused == set()
     assert consumer.calls == []
 
