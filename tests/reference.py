@@ -193,6 +193,7 @@ class ReferenceExchange:
     def __init__(self) -> None:
         self.books: dict[str, ReferenceMatcher] = {}
         self.seen: dict[str, set[int]] = {}
+        self.seqs: dict[str, int] = {}  # the last trade's seq per instrument
         self.trades: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
 
@@ -282,7 +283,7 @@ class ReferenceExchange:
         self.reports.append({**report, "timestamp": None if at is None else at.isoformat()})
 
     def _trade(self, taker: Ask, fill: Taken) -> str:
-        seq = 1 + sum(t["instrument"] == taker.instrument for t in self.trades)
+        seq = self.seqs[taker.instrument] = self.seqs.get(taker.instrument, 0) + 1
         buy, sell = (taker, fill.maker) if taker.side == "BUY" else (fill.maker, taker)
         trade_id = f"{taker.instrument}-{seq}"
         self.trades.append(

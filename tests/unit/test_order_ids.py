@@ -70,7 +70,7 @@ async def test_two_accounts_post_the_same_client_ids_and_both_trade() -> None:
     names = {order_id: key for key, order_id in ids.items()}
     reports = [o.value for o in outputs if o.stream == "events"]
     assert [
-        (*names[r["order_id"]], r["status"], r.get("filled_quantity"), r.get("duplicate"))
+        (*names[r["order_id"]], r["status"], r["filled_quantity"], r.get("duplicate"))
         for r in reports
     ] == [
         ("alice", "o-1", "ACCEPTED", 0, None),
@@ -79,7 +79,7 @@ async def test_two_accounts_post_the_same_client_ids_and_both_trade() -> None:
         ("alice", "o-2", "ACCEPTED", 0, None),
         ("bob", "o-2", "FILLED", 4, None),
         ("alice", "o-2", "FILLED", 4, None),
-        ("bob", "o-1", "REJECTED", None, True),
+        ("bob", "o-1", "REJECTED", 0, True),
     ]
     assert all(r["account"] == names[r["order_id"]][0] for r in reports)
     trades = [o.value for o in outputs if o.stream == "trades"]
