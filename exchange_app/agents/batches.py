@@ -106,10 +106,12 @@ class InputPositions:
         return admitted, replayed, reread
 
     def confirm(self, events: Sequence[EventT]) -> None:
-        """``events`` are committed: the next batch starts after them."""
+        """``events`` are committed: the next batch starts after them. A partition
+        forgotten meanwhile (:meth:`invalidate`) is read from the table again."""
         for message in (event.message for event in events):
             tp = TP(message.topic, message.partition)
-            self.next[tp] = max(self.next.get(tp, 0), message.offset + 1)
+            if tp in self.next:
+                self.next[tp] = max(self.next[tp], message.offset + 1)
 
     def _gap(self, tp: TP, expected: int, offset: int) -> tuple[int, bool]:
         """Offset ``offset`` came where ``expected`` was due: the offset due now, and
