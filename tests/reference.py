@@ -357,9 +357,10 @@ def _rejection(
 
 
 def report_key(report: dict[str, Any]) -> tuple[Any, ...]:
-    """What tells one report from another: the order, its status and the trades it reports
-    (a fill has its own ``trade_id``), or a rejection's reasons. Two reports with one key are
-    the same report sent twice: a re-sent copy after a crash, or the same refusal again."""
+    """What tells one report from another: the order, its status, the trades it reports (a
+    fill has its own ``trade_id``), a rejection's reasons, and the time of the command that
+    caused it. Two reports with one key are the same report sent twice: a re-sent copy after
+    a crash, or the same refusal of the same command read twice."""
     return (
         report["instrument"],
         report["account"],
@@ -367,6 +368,7 @@ def report_key(report: dict[str, Any]) -> tuple[Any, ...]:
         report["status"],
         tuple(report.get("trade_ids", ())),
         tuple(report.get("reasons", ())),
+        report.get("timestamp"),
     )
 
 
