@@ -28,6 +28,9 @@ __all__ = ["Apply", "ensure_compacted", "follow_compacted", "read_compacted", "w
 
 log = logging.getLogger(__name__)
 
+#: Seconds before a follower that failed reads its topic again.
+RETRY_SECONDS = 1.0
+
 #: Takes one record (key, value; None: a tombstone); may raise on a bad one.
 Apply = Callable[[str, bytes | None], None]
 
@@ -96,19 +99,32 @@ async def follow_compacted(
     caught_up: Callable[[], None],
     fetch_wait_ms: int,
 ) -> None:
-    """Apply ``topic``'s records until cancelled; call ``caught_up`` once read to its end."""
-    await ensure_compacted(bootstrap, topic)
-    tp = TopicPartition(topic, 0)
-    consumer, end = await _start(bootstrap, tp, fetch_wait_ms)
+    """Apply ``topic``'s records until cancelled; call ``caught_up`` once read to its end.
+
+    A failure of the broker or of the connection does not end the following: it
+    starts again from the topic's start after :data:`RETRY_SECONDS` (applying a
+    record again changes nothing), so what waits for ``caught_up`` is not held for
+    good, and changes made later still arrive.
+    """
     told = False
-    try:
-        while True:
-            if not told and await consumer.position(tp) >= end:
-                caught_up()
-                told = True
-            await _apply(consumer, tp, apply)
-    finally:
-        await consumer.stop()
+    while True:
+        try:
+            await ensure_compacted(bootstrap, topic)
+            tp = TopicPartition(topic, 0)
+            consumer, end = await _start(bootstrap, tp, fetch_wait_ms)
+            try:
+                while True:
+                    if not told and await consumer.position(tp) >= end:
+                        caught_up()
+                        told = True
+                    await _apply(consumer, tp, apply)
+            finally:
+                await consumer.stop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: following failed (%r); reading it again", topic, exc)
+            await asyncio.sleep(RETRY_SECONDS)
 
 
 async def write_compacted(
