@@ -6,19 +6,16 @@ import asyncio
 import itertools
 import json
 import random
-import warnings
-from collections import Counter
+import re
+import string
+from collections import defaultdict
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from hypothesis import strategies as st
-from hypothesis.errors import NonInteractiveExampleWarning
 
-from exchange_app.engine import InvalidOrder
 from exchange_app.export import read_topic
 from exchange_app.orderflow import seed_orders, stepping_clock
-from exchange_app.wire import decode_order
 from tests.harness import (
     bootstrap,
     consume,
@@ -40,82 +37,98 @@ def order(id: int, instrument: str = "HOSTILE", **fields: Any) -> dict[str, Any]
     return {k: v for k, v in base.items() if v is not ...}
 
 
-def hand_written(n: int) -> list[tuple[bytes | dict[str, Any], str | None]]:
-    """(message, instrument it must be keyed by, if any): every category of DESIGN section 2."""
+#: the reason a message that is not a JSON object gets
+NOT_AN_OBJECT = r"^(not JSON|expected a JSON object)"
+#: the reason of a cancel whose order does not rest (unknown, or filled)
+NOT_RESTING = r"^cannot cancel order \d+: no such order is resting"
+
+#: A bad message, the instrument it must be keyed by (if any), and a pattern that one of
+#: the reasons of its DLQ record or REJECTED report must match.
+Bad = tuple[bytes | dict[str, Any], str | None, str]
+
+
+def hand_written(n: int) -> list[Bad]:
+    """Every category of DESIGN section 2, each with the reason it must get."""
     i = 7_000_000 + 100 * n
     odd = ["\u0422\u0421\u0405", "TCS\u0000", "🚀", "tcs ", "", "A" * 40, "TC$"][n % 7]
     return [
-        (f"not json {n} \u2603".encode(), None),
-        (b'{"id": %d, "instrument": "TCS", "trxn' % i, None),
-        (json.dumps(order(i + 1, quantity="lots", price=[1])).encode(), None),
-        (json.dumps(order(i + 2, quantity=True)).encode(), None),
-        (json.dumps({"id": i + 3, "instrument": "TCS"}).encode(), None),
-        (json.dumps(order(i + 4, price="NaN")).encode(), None),
-        (json.dumps(order(i + 5, quantity="Infinity")).encode(), None),
-        (json.dumps(order(i + 6)).replace('"price": 1', '"price": 1e400').encode(), None),
-        (json.dumps(order(i + 7, quantity=0)).encode(), None),
-        (json.dumps(order(i + 8, price=-1)).encode(), None),
-        (json.dumps(order(i + 9, trxn_type="SHORT")).encode(), None),
-        (json.dumps(order(i + 10, order_type="STOP")).encode(), None),
-        (json.dumps(order(i + 11, time_in_force="DAY")).encode(), None),
-        (json.dumps(order(i + 12, instrument=odd)).encode(), None),
-        (json.dumps(order(i + 13, action="AMEND")).encode(), None),
-        (json.dumps(order(i + 14, order_timestamp="tomorrow")).encode(), None),
-        (b"[1, 2, 3]", None),
-        (b"null", None),
-        (b'"a string"', None),
-        (b'{"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1}', None),
+        (f"not json {n} \u2603".encode(), None, "^not JSON"),
+        (b'{"id": %d, "instrument": "TCS", "trxn' % i, None, "^not JSON"),
+        (json.dumps(order(i + 1, quantity="lots", price=[1])).encode(), None, "^quantity: "),
+        (json.dumps(order(i + 2, quantity=True)).encode(), None, "^quantity: "),
+        (json.dumps({"id": i + 3, "instrument": "TCS"}).encode(), None, "^trxn_type: .*required"),
+        (json.dumps(order(i + 4, price="NaN")).encode(), None, "^price: "),
+        (json.dumps(order(i + 5, quantity="Infinity")).encode(), None, "^quantity: "),
+        (
+            json.dumps(order(i + 6)).replace('"price": 1', '"price": 1e400').encode(),
+            None,
+            "^price: ",
+        ),
+        (json.dumps(order(i + 7, quantity=0)).encode(), None, "^quantity: "),
+        (json.dumps(order(i + 8, price=-1)).encode(), None, "^price: "),
+        (json.dumps(order(i + 9, trxn_type="SHORT")).encode(), None, "^trxn_type: "),
+        (json.dumps(order(i + 10, order_type="STOP")).encode(), None, "^order_type: "),
+        (json.dumps(order(i + 11, time_in_force="DAY")).encode(), None, "^time_in_force: "),
+        (json.dumps(order(i + 12, instrument=odd)).encode(), None, "^instrument: "),
+        (json.dumps(order(i + 13, action="AMEND")).encode(), None, "^action: "),
+        (
+            json.dumps(order(i + 14, order_timestamp="tomorrow")).encode(),
+            None,
+            "^order_timestamp: ",
+        ),
+        (b"[1, 2, 3]", None, NOT_AN_OBJECT),
+        (b"null", None, NOT_AN_OBJECT),
+        (b'"a string"', None, NOT_AN_OBJECT),
+        (b'{"instrument": "TCS", "trxn_type": "BUY", "quantity": 1, "price": 1}', None, "^id: "),
         # stateful: a cancel of an unknown order
-        ({"action": "CANCEL", "id": i + 20, "instrument": "HOSTILE"}, "HOSTILE"),
+        ({"action": "CANCEL", "id": i + 20, "instrument": "HOSTILE"}, "HOSTILE", NOT_RESTING),
     ]
 
 
-def stateful(n: int) -> list[tuple[dict[str, Any], bool]]:
-    """(message, is_bad): a resting order and its duplicate id; a fill and a late cancel."""
+def stateful(n: int) -> list[tuple[dict[str, Any], str | None]]:
+    """(message, the reason it must be refused for; None: a good one): a resting order and
+    its duplicate id; a fill and a late cancel."""
     i = 8_000_000 + 10 * n
     return [
-        (order(i, price=1), False),  # rests: nothing sells at 1
-        (order(i, price=2, trxn_type="BUY"), True),  # duplicate id
+        (order(i, price=1), None),  # rests: nothing sells at 1
+        (order(i, price=2, trxn_type="BUY"), rf"^order id {i} is already resting"),
         # a book of its own, so no other group's order takes the other side
-        (order(i + 1, instrument=f"FILL{n}", trxn_type="SELL", price=50), False),
-        (order(i + 2, instrument=f"FILL{n}", trxn_type="BUY", price=50), False),
-        ({"action": "CANCEL", "id": i + 1, "instrument": f"FILL{n}"}, True),  # already filled
-        ({"action": "CANCEL", "id": i, "instrument": "HOSTILE"}, False),  # a good cancel
+        (order(i + 1, instrument=f"FILL{n}", trxn_type="SELL", price=50), None),
+        (order(i + 2, instrument=f"FILL{n}", trxn_type="BUY", price=50), None),
+        ({"action": "CANCEL", "id": i + 1, "instrument": f"FILL{n}"}, NOT_RESTING),  # filled
+        ({"action": "CANCEL", "id": i, "instrument": "HOSTILE"}, None),  # a good cancel
     ]
 
 
-def is_invalid(raw: bytes) -> bool:
-    try:
-        decode_order(raw)
-    except InvalidOrder:
-        return True
-    return False
+def wrong_value(rng: random.Random, field: str) -> Any:
+    """A value ``field`` can never take, by DESIGN section 2's rules alone: no number, a
+    string without a digit, or a number that is not positive and finite (quantity, price);
+    no string naming a side (trxn_type); no string with a digit (order_timestamp)."""
+    letters = "".join(rng.choices(string.ascii_letters + " -_:/", k=rng.randrange(0, 12)))
+    no_number = [None, rng.random() < 0.5, [rng.randrange(9)], {"x": 1}, letters]
+    if field in ("quantity", "price"):
+        not_positive = [-rng.randrange(10**6), 0, -rng.random() * 10**6, -0.0]
+        return rng.choice([*no_number, *not_positive])
+    if field == "trxn_type":
+        side = letters.strip().upper() in ("BUY", "SELL")
+        return rng.choice([*no_number[:4], rng.randrange(-9, 9), "X" if side else letters])
+    return rng.choice([*no_number, rng.randrange(-(10**9), 10**9)])
 
 
-def generated(count: int) -> list[bytes]:
-    """Arbitrary bytes, and order objects with one field replaced by a wrong value."""
-    nasty = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.text(max_size=20),
-        st.integers(max_value=0),
-        st.floats(allow_nan=True, allow_infinity=True).filter(lambda f: not f > 0),
-        st.lists(st.integers(), max_size=3),
-        st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-    )
-    field = st.sampled_from(["quantity", "price", "trxn_type", "order_timestamp"])
-    broken = st.builds(
-        lambda k, f, v: json.dumps(order(k, **{f: v}), allow_nan=True).encode(),
-        st.integers(9_000_000, 9_999_999),
-        field,
-        nasty,
-    )
-    junk = st.binary(min_size=1, max_size=300).filter(lambda b: not b.strip().startswith(b"{"))
-    # a random value can happen to be valid ("4" as a quantity): those are not bad
-    messages = st.one_of(broken, junk).filter(is_invalid)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-        out = [messages.example() for _ in range(count)]
+def generated(count: int, seed: int) -> list[tuple[bytes, str]]:
+    """Seeded arbitrary messages, each bad by construction (never judged by the exchange's
+    own decoder), with the reason it must get: an order with one field given a value it can
+    never take (:func:`wrong_value`), or bytes that are not a JSON object."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        if rng.random() < 0.6:
+            field = rng.choice(["quantity", "price", "trxn_type", "order_timestamp"])
+            broken = order(rng.randrange(9_000_000, 10_000_000), **{field: wrong_value(rng, field)})
+            out.append((json.dumps(broken).encode(), f"^{field}: "))
+        else:
+            junk = rng.randbytes(rng.randrange(1, 300)).lstrip(b" \t\r\n{") or b"}"
+            out.append((junk, NOT_AN_OBJECT))
     return out
 
 
@@ -126,22 +139,22 @@ async def test_bad_messages_are_all_accounted_for(env, start_worker) -> None:
             seed_orders(clock=stepping_clock(), seed=8, instruments=["TCS", "INFY"]), 4000
         )
     )
-    bad: list[tuple[bytes | dict[str, Any], str | None]] = []
+    bad: list[Bad] = []
     for n in range(420):
         bad += hand_written(n)
-    bad += [(m, None) for m in generated(1200)]
-    bad += [(b"[" * 5000 + b"]" * 5000, None)] * 20  # deep nesting
-    bad += [(b'{"id": 1, "pad": "' + b"x" * 1_000_000 + b'"}', None)] * 2  # 1 MB
-    flow: list[tuple[bytes | dict[str, Any], str | None, bool]] = [
-        (o, o["instrument"], False) for o in valid
+    bad += [(m, None, reason) for m, reason in generated(1200, seed=5)]
+    bad += [(b"[" * 5000 + b"]" * 5000, None, "^not JSON: nested too deeply")] * 20
+    bad += [(b'{"id": 1, "pad": "' + b"x" * 1_000_000 + b'"}', None, "bytes exceeds")] * 2
+    flow: list[tuple[bytes | dict[str, Any], str | None, str | None]] = [
+        (o, o["instrument"], None) for o in valid
     ]
-    groups = [[(m, m["instrument"], is_bad) for m, is_bad in stateful(n)] for n in range(400)]
-    groups += [[(message, key, True)] for message, key in bad]
+    groups = [[(m, m["instrument"], reason) for m, reason in stateful(n)] for n in range(400)]
+    groups += [[bad_one] for bad_one in bad]
     for group in groups:  # interleaved at random places, each group in its own order
         places = sorted(rng.randrange(len(flow) + 1) for _ in group)
         for shift, (place, item) in enumerate(zip(places, group, strict=True)):
             flow.insert(place + shift, item)
-    n_bad = sum(1 for *_, is_bad in flow if is_bad)
+    n_bad = sum(1 for *_, reason in flow if reason)
     assert n_bad >= 10_000
 
     # order of messages of one instrument is their order in `flow`: a clean run's input
@@ -157,20 +170,20 @@ async def test_bad_messages_are_all_accounted_for(env, start_worker) -> None:
     await producer.start()
     sent = []
     try:
-        for message, key, is_bad in flow:
+        for message, key, reason in flow:
             raw = message if isinstance(message, bytes) else json.dumps(message).encode()
             future = await producer.send(
                 topic(env, "orders"), raw, key=key.encode() if key else None
             )
-            sent.append((raw, is_bad, future))
+            sent.append((raw, reason, future))
         await producer.flush()
     finally:
         await producer.stop()
     bad_positions = {}
-    for raw, is_bad, future in sent:
-        if is_bad:
+    for raw, reason, future in sent:
+        if reason:
             meta = future.result()
-            bad_positions[(meta.partition, meta.offset)] = raw
+            bad_positions[(meta.partition, meta.offset)] = (raw, reason)
 
     trades = await consume(
         env, "trades", until=lambda r: len(trades_by_id(r)) >= len(expected), timeout=300
@@ -179,7 +192,8 @@ async def test_bad_messages_are_all_accounted_for(env, start_worker) -> None:
 
     unaccounted = await unaccounted_for(env, bad_positions)
     assert not unaccounted, (
-        f"{len(unaccounted)} bad messages without a report, e.g. {unaccounted[:3]}"
+        f"{len(unaccounted)} bad messages without a report for the reason they are bad, "
+        f"e.g. {unaccounted[:3]}"
     )
     assert (
         worker.process is not None and worker.process.pid == pid and worker.process.poll() is None
@@ -197,29 +211,35 @@ def order_id_of(raw: bytes) -> Any:
 
 
 async def unaccounted_for(
-    env: dict[str, str], bad: dict[tuple[int, int], bytes], timeout: float = 120
-) -> list[tuple[tuple[int, int], bytes]]:
-    """Bad messages with neither a DLQ record nor a REJECTED report (yet)."""
+    env: dict[str, str], bad: dict[tuple[int, int], tuple[bytes, str]], timeout: float = 120
+) -> list[tuple[tuple[int, int], bytes, str]]:
+    """Bad messages with neither a DLQ record nor a REJECTED report (yet) that gives a
+    reason matching the one they must get."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         servers = [bootstrap(env)]
         dlq = await read_topic(servers, topic(env, "dlq"))
         events = await read_topic(servers, topic(env, "events"))
-        positions = {(d["source"]["partition"], d["source"]["offset"]) for d in dlq}
         rejected = [e for e in events if e["status"] == "REJECTED"]
-        positions |= {
-            (e["source"]["partition"], e["source"]["offset"]) for e in rejected if "source" in e
-        }
-        by_id = Counter(e["order_id"] for e in rejected if "source" not in e)
+        at = {(d["source"]["partition"], d["source"]["offset"]): d["reasons"] for d in dlq}
+        at |= {(e["source"]["partition"], e["source"]["offset"]): e["reasons"]
+               for e in rejected if "source" in e}  # fmt: skip
+        by_id: dict[Any, list[list[str]]] = defaultdict(list)
+        for e in rejected:
+            if "source" not in e:  # refused by a book: known by its order id
+                by_id[e["order_id"]].append(e["reasons"])
         missing = []
-        for position, raw in sorted(bad.items()):
-            if position in positions:
+        for position, (raw, reason) in sorted(bad.items()):
+            if position in at:
+                if not any(re.search(reason, said) for said in at[position]):
+                    missing.append((position, raw[:80], f"wanted {reason!r}: {at[position]}"))
                 continue
-            order_id = order_id_of(raw)
-            if by_id.get(order_id, 0) > 0:
-                by_id[order_id] -= 1
-                continue
-            missing.append((position, raw[:80]))
+            reports = by_id.get(order_id_of(raw), [])
+            match = next((r for r in reports if any(re.search(reason, s) for s in r)), None)
+            if match is None:
+                missing.append((position, raw[:80], f"wanted {reason!r}: {reports}"))
+            else:
+                reports.remove(match)
         if not missing or asyncio.get_running_loop().time() > deadline:
             return missing
         await asyncio.sleep(2)
