@@ -116,6 +116,20 @@ def hostile(
     return [(m, url + p, h, b, ok) for m, p, h, b, ok in requests]
 
 
+def refusals_of(account: str, reports: list[dict[str, Any]]) -> Counter[int]:
+    """The order ids of ``account``'s cancels that the book refused as not its resting orders
+    (and every report of ``account`` must be one)."""
+    mine = [r for r in reports if r.get("account") == account]
+    accepted = [r for r in mine if r["status"] != "REJECTED"]
+    assert not accepted, accepted[:3]
+    return Counter(
+        r["order_id"]
+        for r in mine
+        if any(reason.startswith(f"cannot cancel order {r['order_id']}: no such order is resting")
+               for reason in r["reasons"])
+    )  # fmt: skip
+
+
 async def attack(
     requests: list[tuple[str, str, dict[str, str], bytes, set[int]]],
 ) -> Counter[int]:
@@ -174,8 +188,14 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
     requests = hostile(url, mallory, resting, (captured, misdirected))
     assert len(requests) >= 5_000
     flow = produce(env, log, rate=len(log) / 15)  # orders arrive while the attack goes on
-    statuses, _ = await asyncio.gather(attack(requests), flow)
-    assert sum(statuses.values()) == len(requests) and not any(s >= 500 for s in statuses)
+    statuses, _ = await asyncio.gather(attack(requests), flow)  # each got its status, no 500
+
+    # mallory's cancels of other people's orders reached the book, which refused each one
+    cancelled = Counter(resting[n % len(resting)][0] for n in range(ROUNDS))
+    refused = await consume(
+        env, "events", until=lambda r: refusals_of("mallory", r) == cancelled, timeout=120
+    )
+    assert refusals_of("mallory", refused) == cancelled
 
     records = await consume(
         env, "trades", until=lambda r: len({t["trade_id"] for t in r}) >= len(expected)
