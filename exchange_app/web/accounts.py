@@ -44,9 +44,9 @@ class AccountViews:
         page = page_of(request, self.max_page)
 
         async def local() -> web.Response:
-            traded = self.query.positions(account)
-            if traded is None:
-                return error(404, f"unknown account {account!r}")
+            # An account that has not traded yet (a newcomer's, whose key works) has no
+            # positions: it is not unknown. Only its own key or an admin's gets this far.
+            traded = self.query.positions(account) or []
             names, more = page.of(traded)
             # an instrument whose owner did not answer is marked at the account's last fill
             marks = await self.market.last_prices(names)

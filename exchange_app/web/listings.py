@@ -4,11 +4,15 @@ an admin key.
 ``PUT /listings/{instrument}`` (``tick_size``, ``lot_size``, ``band_pct``)
 lists an instrument or changes its steps; ``DELETE /listings/{instrument}``
 delists it. Both write the listings topic (``listings.py``) and answer once
-the broker has it; every worker, this one included, applies it within a fetch.
+the broker has it and this worker applied it (or after :data:`APPLY_WAIT_SECONDS`),
+so that a request pasted right after it sees it here; every other worker
+applies it within a fetch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
@@ -22,10 +26,13 @@ from .gate import Gate
 from .pages import MAX_LIMIT, page_of
 from .server import read_body
 
-__all__ = ["MAX_LISTING_BYTES", "ListingViews", "WriteListings"]
+__all__ = ["APPLY_WAIT_SECONDS", "MAX_LISTING_BYTES", "ListingViews", "WriteListings"]
 
 #: The largest body ``PUT /listings/{instrument}`` reads: three numbers.
 MAX_LISTING_BYTES = 4096
+
+#: The longest a listing's answer waits for this worker to apply it.
+APPLY_WAIT_SECONDS = 5.0
 
 #: Writes listings to the listings topic; answers once the broker has them.
 WriteListings = Callable[[Sequence[Listing]], Awaitable[None]]
@@ -86,6 +93,7 @@ class ListingViews:
         except InvalidListing as exc:
             return error(400, *exc.reasons)
         await self.write([listing])
+        await self._applied(listing)
         return json(listing_record(listing))
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -103,7 +111,15 @@ class ListingViews:
             ListingStatus.DELISTED,
         )
         await self.write([delisted])
+        await self._applied(delisted)
         return json(listing_record(delisted))
+
+    async def _applied(self, listing: Listing) -> None:
+        """Wait until this worker's follower applied ``listing`` (at most
+        :data:`APPLY_WAIT_SECONDS`): read your own writes."""
+        deadline = time.monotonic() + APPLY_WAIT_SECONDS
+        while self.listings.get(listing.instrument) != listing and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def _admin(self, request: web.Request) -> None:
         if not self.gate.require(request).admin:

@@ -190,7 +190,6 @@ async def test_account_positions_marked_to_last_price(client, exchange) -> None:
         ("/trades/NOPE", 404, "unknown instrument"),
         ("/bars/NOPE", 404, "unknown instrument"),
         ("/profit/NOPE", 404, "unknown instrument"),
-        ("/accounts/nobody", 404, "unknown account"),
         ("/orderbook/bad%20name", 400, "not an instrument symbol"),
         ("/accounts/%F0%9F%92%B0", 400, "not an account name"),
         ("/orderbook/TCS?depth=0", 400, "depth: expected a whole number"),
