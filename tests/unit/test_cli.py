@@ -3,6 +3,7 @@ mistake is one line on stderr with exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,17 @@ def test_the_demo_producer_trades_as_accounts_no_newcomer_is_given() -> None:
         assert f"--accounts {','.join(PRODUCER_ACCOUNTS)}" in text, path
         for account in TRADER_ACCOUNTS:
             assert account not in text.split("--accounts", 1)[1].split()[0], path
+
+
+def test_waiting_for_the_broker_logs_no_refused_connection(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``make run``'s producer starts with the broker: it used to log every refusal."""
+    from exchange_app.broker import free_port
+    from exchange_app.broker.admin import ensure_topics
+    from exchange_app.cli import _with_broker
+
+    bootstrap = [f"127.0.0.1:{free_port()}"]
+    with pytest.raises(click.ClickException, match="unreachable"):
+        asyncio.run(_with_broker(lambda: ensure_topics(bootstrap, ["t"], partitions=1), wait=1.0))
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")]
