@@ -4,24 +4,108 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from exchange_app import processes
 from exchange_app.processes import (  # noqa: F401  (the tests import them from here)
     EXCHANGE,
     FAUST,
     ROOT,
-    Worker,
+    WorkerExited,
     bootstrap,
     exchange_env,
     topic,
 )
 from exchange_app.wire import dumps, loads
+
+#: how Python begins a traceback, in a worker's log as anywhere
+TRACEBACK = "Traceback (most recent call last):"
+
+
+class Worker(processes.Worker):
+    """A worker of a test: it ends only when the test stops it, and logs no traceback the
+    test does not expect.
+
+    A worker that died by itself (a crash during recovery, say) would otherwise pass for
+    one the test killed: :meth:`stop` raises :class:`WorkerExited` for it, and every
+    worker launched is in :data:`LAUNCHED`, which the integration tests' ``conftest.py``
+    checks after each test (stopped as planned, no unexpected traceback).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        command: list[str] | None = None,
+        *,
+        expected: Iterable[str] = (),
+    ) -> None:
+        """``expected``: patterns of the exceptions (a traceback's last line) that this
+        worker may log, because the test provokes them."""
+        super().__init__(env, log, command)
+        self.expected = tuple(re.compile(pattern) for pattern in expected)
+
+    def launch(self) -> Worker:
+        if self not in LAUNCHED:
+            LAUNCHED.append(self)
+        super().launch()
+        return self
+
+    def alive(self) -> None:
+        """Raise :class:`WorkerExited` if the process was started and has ended."""
+        if self.process is not None and self.process.poll() is not None:
+            process, self.process = self.process, None
+            raise WorkerExited(
+                f"the worker ended by itself with {process.returncode}, "
+                f"before the test stopped it:\n{self.tail()}"
+            )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Send ``sig`` and wait for the end; :class:`WorkerExited` if it had already ended."""
+        self.alive()
+        super().stop(sig, timeout)
+
+    def tracebacks(self) -> list[str]:
+        """The exceptions (each traceback's last line) in the log that are not expected."""
+        if not self.log.exists():
+            return []
+        found, lines = [], self.text().splitlines()
+        for start, line in enumerate(lines):
+            if TRACEBACK not in line:
+                continue
+            last = next(
+                (text for text in lines[start + 1 :] if text and not text[0].isspace()),
+                "(the log ends inside the traceback)",
+            )
+            if not any(pattern.search(last) for pattern in self.expected):
+                found.append(last)
+        return found
+
+
+#: Every :class:`Worker` launched since the list was last emptied (by ``conftest.py``).
+LAUNCHED: list[Worker] = []
+
+
+def ended_as_planned(workers: Iterable[Worker]) -> list[str]:
+    """Stop ``workers``; what was wrong with them: ended by itself, unexpected tracebacks."""
+    problems = []
+    for worker in workers:
+        try:
+            worker.stop()
+        except WorkerExited as exc:
+            problems.append(f"{worker.log.name}: {exc}")
+        for exception in worker.tracebacks():
+            problems.append(f"{worker.log.name}: a traceback ending in {exception!r}")
+    return problems
 
 
 async def produce(
@@ -261,6 +345,27 @@ async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
 
     async with aiohttp.ClientSession() as session:
         await eventually(same)
+
+
+async def assert_books_show(port: str | int, levels: dict[str, dict[str, list[list[Any]]]]) -> None:
+    """Every book, as ``/orderbook`` on that worker shows it, has the ``levels`` of
+    ``ReferenceExchange.levels`` ([price, quantity, orders] per side), once the worker has
+    applied the orders after the last trade (they have no output to wait for)."""
+    import aiohttp
+
+    async def shown() -> None:
+        for instrument, want in levels.items():
+            url = f"http://127.0.0.1:{port}/orderbook/{instrument}?depth=1000"
+            async with session.get(url) as response:
+                view = loads(await response.read())
+            got = {
+                side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
+                for side in ("bids", "asks")
+            }
+            assert got == want, (port, instrument)
+
+    async with aiohttp.ClientSession() as session:
+        await eventually(shown)
 
 
 async def api_key(

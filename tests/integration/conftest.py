@@ -9,9 +9,21 @@ from pathlib import Path
 import pytest
 
 from exchange_app.broker import EmbeddedBroker, free_port
-from tests.harness import Worker, exchange_env, list_instruments
+from tests.harness import LAUNCHED, Worker, ended_as_planned, exchange_env, list_instruments
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def workers_end_as_planned() -> Iterator[None]:
+    """Every worker a test launched was still running when the test was done with it (none
+    died by itself, which would pass for a planned kill) and logged no unexpected traceback."""
+    LAUNCHED.clear()
+    yield
+    problems = ended_as_planned(LAUNCHED)
+    LAUNCHED.clear()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")
