@@ -87,17 +87,22 @@ def test_export_from_archive_finds_the_newest_run_and_its_day(data_dir: Path, tm
     ("args", "words"),
     [
         (["query", "SELECT count(*) FROM trades"], ["no archive at", "--archive"]),
-        (["query", "--archive", "/nonexistent", "SELECT 1"], ["no archive at /nonexistent"]),
-        (["query", "--url", "/nonexistent", "SELECT 1"], ["no archive at /nonexistent"]),
-        (["export", "--from-archive", "--archive", "/nonexistent"], ["/nonexistent"]),
+        (["query", "--archive", "{missing}", "SELECT 1"], ["no archive at {missing}"]),
+        (["query", "--url", "{missing}", "SELECT 1"], ["no archive at {missing}"]),
+        (["export", "--from-archive", "--archive", "{missing}", "--out", "{out}"], ["{missing}"]),
         (["export", "--from-archive", "--date", "2023-13-45"], ["--date", "2023-13-45"]),
-        (["export", "--date", "2023-03-12"], ["--from-archive"]),
+        (["export", "--date", "2023-03-12", "--out", "{out}"], ["--from-archive"]),
         (["replay", "--archive-date", "12/03/2023"], ["--archive-date", "12/03/2023"]),
         (["latency"], ["--key", "EXCHANGE_KEY"]),
     ],
 )
 def test_a_mistake_is_one_line_and_exit_status_2(data_dir: Path, args, words) -> None:
-    assert_one_line_refusal(run(*args), *words)
+    """Nothing is created on the way: not the archive named, not the output."""
+    places = {"missing": str(data_dir.parent / "nonexistent"), "out": str(data_dir / "out")}
+    assert_one_line_refusal(
+        run(*(a.format(**places) for a in args)), *(w.format(**places) for w in words)
+    )
+    assert not any(Path(place).exists() for place in places.values())
 
 
 @pytest.mark.parametrize(
