@@ -4,7 +4,6 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const COLORS = { vwap: "#58a6ff", close: "#d8dee6", sma: ["#f0b72f", "#bc8cff", "#3fb950", "#f85149"] };
 const state = { instrument: null, bars: [], open: null, windows: [], trades: [], timers: {} };
 
 const KEY = "exchange-key";
@@ -105,6 +104,7 @@ async function loadBars() {
   state.windows = data.windows;
   state.bars = data.bars;
   state.open = data.open;
+  showLegend();
   drawChart();
 }
 
@@ -118,35 +118,108 @@ function addBar(bar) {
   drawChart();
 }
 
+// The series' colours are CSS variables (dashboard.css), shared by the canvas and the legend:
+// the page's CSP allows no inline style, so the legend names a class, never a colour.
+const SMA_CLASSES = 4;
+const colour = (name) => getComputedStyle(document.documentElement).getPropertyValue(`--${name}`).trim();
+
+function showLegend() {
+  const series = [["VWAP", "vwap"], ["close", "close"], ...state.windows.map((n, i) => [`SMA ${n}`, `sma-${i % SMA_CLASSES}`])];
+  $("#legend").replaceChildren(...series.map(([name, css]) => {
+    const span = document.createElement("span");
+    span.className = `series ${css}`;
+    span.textContent = name;
+    return span;
+  }));
+}
+
+// Round axis steps (1, 2, 2.5 or 5 times a power of ten), so labels read like prices.
+function ticks(low, high, count) {
+  const raw = (high - low) / Math.max(count, 1);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = power * ([1, 2, 2.5, 5, 10].find((m) => m * power >= raw) ?? 10);
+  const first = Math.ceil(low / step) * step;
+  const values = [];
+  for (let v = first; v <= high + step * 1e-9; v += step) values.push(v);
+  const digits = Math.ceil(-Math.log10(step) - 1e-9) + (step === 2.5 * power ? 1 : 0);
+  return { values, digits: Math.min(8, Math.max(2, digits)) };  // prices: cents at least
+}
+
+// Drawn at the canvas's CSS size times devicePixelRatio, in CSS pixels: sharp on any
+// screen, labels the same size on a phone as on a desktop.
 function drawChart() {
-  const canvas = $("#chart"), ctx = canvas.getContext("2d");
+  const canvas = $("#chart");
+  const width = canvas.clientWidth, height = canvas.clientHeight, ratio = window.devicePixelRatio || 1;
+  if (!width || !height) return;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
   const bars = state.open ? state.bars.concat([state.open]) : state.bars.slice();
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const legend = [["VWAP", COLORS.vwap], ["close", COLORS.close], ...state.windows.map((n, i) => [`SMA ${n}`, COLORS.sma[i % 4]])];
-  $("#legend").innerHTML = legend.map(([name, color]) => `<span style="color:${color}">■ ${name}</span>`).join("");
   if (!bars.length) return;
   const series = [["vwap", (b) => Number(b.vwap)], ["close", (b) => Number(b.close)]]
-    .concat(state.windows.map((n) => [`sma${n}`, (b) => Number(b.sma[String(n)])]));
+    .concat(state.windows.map((n, i) => [`sma-${i % SMA_CLASSES}`, (b) => Number(b.sma[String(n)])]));
   const values = bars.flatMap((b) => series.map(([, f]) => f(b))).filter(Number.isFinite);
-  const low = Math.min(...values), high = Math.max(...values), pad = (high - low) * 0.1 || 1;
-  const left = 50, right = canvas.width - 10, top = 10, bottom = canvas.height - 25;
+  if (!values.length) return;
+  const lowest = Math.min(...values), highest = Math.max(...values);
+  const pad = (highest - lowest) * 0.1 || Math.max(Math.abs(highest) * 0.01, 0.01);
+  const low = lowest - pad, high = highest + pad;
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.textBaseline = "middle";
+  const axis = ticks(low, high, Math.max(2, Math.floor(height / 40)));
+  const labels = axis.values.map((v) => v.toFixed(axis.digits));
+  const left = 8 + Math.max(...labels.map((l) => ctx.measureText(l).width)) + 8;
+  const right = width - 10, top = 10, bottom = height - 24;
   const x = (i) => left + (bars.length === 1 ? (right - left) / 2 : (i * (right - left)) / (bars.length - 1));
-  const y = (v) => bottom - ((v - (low - pad)) * (bottom - top)) / (high - low + 2 * pad);
-  ctx.strokeStyle = "#263040"; ctx.fillStyle = "#7d8a99"; ctx.font = "11px system-ui";
-  for (let k = 0; k <= 4; k++) {
-    const v = low - pad + ((high - low + 2 * pad) * k) / 4;
-    ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(right, y(v)); ctx.stroke();
-    ctx.fillText(v.toFixed(2), 4, y(v) + 4);
+  const y = (v) => bottom - ((v - low) * (bottom - top)) / (high - low);
+  ctx.strokeStyle = colour("grid");
+  ctx.fillStyle = colour("axis");
+  ctx.lineWidth = 1;
+  ctx.textAlign = "right";
+  axis.values.forEach((v, k) => {
+    const at = Math.round(y(v)) + 0.5;
+    ctx.beginPath(); ctx.moveTo(left, at); ctx.lineTo(right, at); ctx.stroke();
+    ctx.fillText(labels[k], left - 8, at);
+  });
+  // bar start times along the bottom: every k-th bar, k as small as keeps them apart, and
+  // the last bar's; each kept inside the canvas
+  ctx.textBaseline = "alphabetic";
+  ctx.textAlign = "left";
+  const seconds = bars.some((b) => b.bar_start.slice(17, 19) !== "00");  // bars shorter than a minute
+  const time = (b) => b.bar_start.slice(11, seconds ? 19 : 16);
+  const label = (j) => {
+    const text = time(bars[j]), w = ctx.measureText(text).width;
+    const from = Math.min(Math.max(x(j) - w / 2, 2), width - w - 2);
+    return { text, from, to: from + w };
+  };
+  const last = label(bars.length - 1), gap = 16;
+  const every = bars.length > 1 ? Math.max(1, Math.ceil((last.to - last.from + gap) / ((right - left) / (bars.length - 1)))) : 1;
+  const shown = [last];
+  for (let j = 0; j < bars.length - 1; j += every) {
+    const at = label(j);
+    if (at.to + gap <= last.from) shown.push(at);
   }
-  ctx.fillText(bars[0].bar_start.slice(11, 16), left, canvas.height - 8);
-  ctx.fillText(bars[bars.length - 1].bar_start.slice(11, 16), right - 30, canvas.height - 8);
+  for (const at of shown) ctx.fillText(at.text, at.from, height - 7);
   series.forEach(([name, f], i) => {
-    ctx.strokeStyle = i === 0 ? COLORS.vwap : i === 1 ? COLORS.close : COLORS.sma[(i - 2) % 4];
+    const stroke = colour(name);
+    ctx.strokeStyle = stroke;
     ctx.lineWidth = i < 2 ? 1.5 : 2;
     ctx.beginPath();
-    bars.forEach((b, j) => (j ? ctx.lineTo(x(j), y(f(b))) : ctx.moveTo(x(j), y(f(b)))));
+    let drawing = false;
+    bars.forEach((b, j) => {
+      const v = f(b);
+      if (!Number.isFinite(v)) { drawing = false; return; }
+      if (drawing) ctx.lineTo(x(j), y(v)); else ctx.moveTo(x(j), y(v));
+      drawing = true;
+    });
     ctx.stroke();
-    if (name === "vwap") bars.forEach((b, j) => { ctx.fillStyle = COLORS.vwap; ctx.fillRect(x(j) - 2, y(f(b)) - 2, 4, 4); });
+    if (name === "vwap") {
+      ctx.fillStyle = stroke;
+      bars.forEach((b, j) => { if (Number.isFinite(f(b))) ctx.fillRect(x(j) - 2, y(f(b)) - 2, 4, 4); });
+    }
   });
 }
 
@@ -264,15 +337,21 @@ handlers.bar = (e) => { const bar = JSON.parse(e.data); if (mine(bar)) addBar(ba
 handlers.profit = (e) => { const p = JSON.parse(e.data); if (mine(p) && !p.final) showProfit(p); };
 handlers.pnl = (e) => { if (JSON.parse(e.data).account === account()) later("account", loadAccount, 400); };
 
-// Who the key is: the account panel shows that account, and only that one.
-async function signIn() {
-  const response = await fetch("/whoami", { headers: auth() });
-  const known = response.ok ? await response.json() : null;
-  if (!known && sessionStorage.getItem(KEY)) {
+// Who the key is: the account panel shows that account, and only that one. Without a key
+// the page asks nothing until "Sign in" (with an empty field: to learn whether keys are off),
+// so that opening it costs no failed authentication, which the gateway counts per address.
+async function signIn(asked = false) {
+  const keyed = Boolean(sessionStorage.getItem(KEY));
+  const response = keyed || asked ? await fetch("/whoami", { headers: auth() }) : null;
+  const known = response && response.ok ? await response.json() : null;
+  if (response && !known) {
     sessionStorage.removeItem(KEY);
-    $("#who").textContent = response.status === 401 ? "unknown key" : `sign-in failed (${response.status})`;
+    $("#who").textContent = !keyed ? "enter your API key"
+      : response.status === 401 ? "unknown key" : `sign-in failed (${response.status})`;
   } else if (known && known.account) {
     $("#who").textContent = `${known.account}${known.admin ? " (admin)" : ""}`;
+  } else if (known && !known.auth) {
+    $("#who").textContent = "keys are off: any account";
   }
   const signedIn = Boolean(known && known.account);
   $("#account").value = signedIn ? known.account : "";
@@ -289,7 +368,7 @@ $("#key-form").addEventListener("submit", (e) => {
   const key = $("#key").value.trim();
   $("#key").value = "";
   if (key) sessionStorage.setItem(KEY, key);
-  signIn();
+  signIn(true);
 });
 $("#sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(KEY);
@@ -312,5 +391,6 @@ $("#ticket").addEventListener("submit", async (e) => {
   $("#ticket-result").dataset.orderId = response.ok ? answer.id : "";
 });
 
+new ResizeObserver(() => later("chart", drawChart, 50)).observe($("#chart"));
 signIn();
 loadInstruments().catch((error) => { $("#status").textContent = String(error); });
