@@ -184,7 +184,8 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
         aiohttp.ClientSession() as session,
         session.get(url + path, headers={ROUTED: captured}) as used,
     ):
-        assert used.status == 404  # the peer's one use: no key asked for, no trades yet
+        # the peer's one use: no key asked for; alice has not traded yet, her account is empty
+        assert used.status == 200 and (await used.json())["positions"] == []
     requests = hostile(url, mallory, resting, (captured, misdirected))
     assert len(requests) >= 5_000
     flow = produce(env, log, rate=len(log) / 15)  # orders arrive while the attack goes on
@@ -208,7 +209,8 @@ async def test_a_hostile_run_changes_nothing_and_the_worker_keeps_serving(
         async with session.get(f"{url}/health") as health:
             assert health.status == 200
         async with session.get(f"{url}/accounts/mallory") as account:
-            assert account.status == 404  # mallory never traded
+            assert account.status == 200  # mallory never traded: her account is empty
+            assert (await account.json())["positions"] == []
     print(f"\nhostile web run: {len(requests)} requests, statuses {dict(sorted(statuses.items()))}")
 
 
