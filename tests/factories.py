@@ -94,3 +94,14 @@ def fail_once(real: Any, message: str = "the worker lost its producer") -> Any:
         return await real(*args, **kwargs)
 
     return call
+
+
+def assert_one_cross(sent: Any) -> None:
+    """Order 1 (BUY) rested and order 2 (SELL) crossed it: one trade, three reports, once."""
+    [(_, trade, _)] = sent["trades"]
+    assert (trade["id"], trade["id_sell"], trade["seq"]) == (1, 2, 1)
+    assert [(e["order_id"], e["status"]) for _, e, _ in sent["events"]] == [
+        (1, "ACCEPTED"),
+        (2, "FILLED"),
+        (1, "FILLED"),
+    ]

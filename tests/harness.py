@@ -330,21 +330,7 @@ async def eventually(check: Callable[[], Awaitable[None]], timeout: float = 30.0
 async def assert_same_books(port: str | int, books: dict[str, Any]) -> None:
     """Every book, as ``/orderbook`` on that worker shows it, equals the reference's, once
     the worker has applied the orders after the last trade (they have no output to wait for)."""
-    import aiohttp
-
-    async def same() -> None:
-        for instrument, book in books.items():
-            url = f"http://127.0.0.1:{port}/orderbook/{instrument}?depth=1000"
-            async with session.get(url) as response:
-                view = loads(await response.read())
-            shown = {
-                side: [[row["price"], row["quantity"], row["orders"]] for row in view[side]]
-                for side in ("bids", "asks")
-            }
-            assert shown == book_levels(book), (port, instrument)
-
-    async with aiohttp.ClientSession() as session:
-        await eventually(same)
+    await assert_books_show(port, {name: book_levels(book) for name, book in books.items()})
 
 
 async def assert_books_show(port: str | int, levels: dict[str, dict[str, list[list[Any]]]]) -> None:
