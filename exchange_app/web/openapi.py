@@ -14,6 +14,7 @@ they are Faust's, not the exchange's.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ ACCOUNT_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 CLIENT_ORDER_ID_PATTERN = "^[A-Za-z0-9._:-]{1,64}$"
 #: The files the dashboard's pages load (``/static/{file}``).
 STATIC_FILES = sorted(path.name for path in (Path(__file__).parent / "static").iterdir())
+#: The types the static files are served as: by their names, as aiohttp's file answer
+#: guesses them (JavaScript is either name, by the platform's table).
+STATIC_TYPES = sorted(
+    {mimetypes.guess_type(name)[0] or "application/octet-stream" for name in STATIC_FILES}
+    | {"text/javascript", "application/javascript"}
+)
 #: The largest page a listing answers (``?limit=``).
 MAX_PAGE = 1000
 #: The largest order-book depth a side (``?depth=``).
@@ -612,16 +619,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the file",
-                    "content": {
-                        media: {"schema": {"type": "string"}}
-                        for media in (
-                            "text/css",
-                            "text/javascript",
-                            "application/javascript",
-                            "text/html",
-                            "image/png",
-                        )
-                    },
+                    "content": {media: {"schema": {"type": "string"}} for media in STATIC_TYPES},
                 },
                 **_refusals(),
                 # aiohttp's file answer decides as it is sent: no such file is an empty body
