@@ -133,8 +133,8 @@ async def processes(
 
 @pytest.mark.parametrize(
     ("settled", "leave"),
-    [(True, signal.SIGTERM), (False, signal.SIGTERM), (True, signal.SIGKILL)],
-    ids=["after-the-join-settled", "while-the-join-settles", "sigkilled-after-the-join"],
+    [(True, signal.SIGTERM), (False, signal.SIGTERM)],
+    ids=["after-the-join-settled", "while-the-join-settles"],
 )
 async def test_workers_join_and_leave_while_orders_flow(
     broker, tmp_path: Path, workers, settled: bool, leave: int
